@@ -1,0 +1,191 @@
+"""Groups from a distance matrix, and old -> new group matching (paper Sec. 5, App. I, Alg. 1).
+
+``cluster`` runs Affinity Propagation on the similarity -D, then merges clusters whose mean
+inter-cluster distance does not exceed the noise floor: AP with the median preference is
+scale-free and would split pure noise into clusters, so homogeneous agents must come out as one
+group. ``match`` builds the overlap matrix of old groups and new clusters, pairs them with the
+Hungarian algorithm (rectangular allowed) and returns a :class:`~hetero.plan.RegroupPlan`:
+matched clusters keep their network, unmatched new clusters split (copy the best-overlap old
+network), unmatched old groups merge into the new cluster they overlap most.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import squareform
+from sklearn.cluster import AffinityPropagation
+from sklearn.exceptions import ConvergenceWarning
+
+from hetero.plan import RegroupPlan
+
+MERGE_MODES = ("majority", "random", "average", "weighted")
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """labels: group of each agent (0..G-1, numbered by first appearance); method: how they were
+    found ("noise-floor", "affinity-propagation", "hierarchical-fallback"); note: what happened."""
+
+    labels: tuple[int, ...]
+    method: str
+    note: str = ""
+
+    @property
+    def n_groups(self) -> int:
+        return len(set(self.labels))
+
+
+def canonical(labels) -> tuple[int, ...]:
+    """Renumber labels 0..G-1 in order of first appearance."""
+    seen: dict[int, int] = {}
+    return tuple(seen.setdefault(int(v), len(seen)) for v in labels)
+
+
+def _check_matrix(d: np.ndarray) -> np.ndarray:
+    d = np.asarray(d, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distance matrix must be square [N, N], got shape {d.shape}.")
+    if d.shape[0] < 2:
+        raise ValueError(f"distance matrix has {d.shape[0]} agent(s); grouping needs at least 2.")
+    if not np.isfinite(d).all():
+        raise ValueError("distance matrix contains NaN/inf; re-run quantify on a clean sample pool.")
+    return 0.5 * (d + d.T)
+
+
+def _merge_below_floor(d: np.ndarray, labels: np.ndarray, floor: float) -> np.ndarray:
+    """Agglomerate clusters while the closest pair's mean inter-cluster distance <= floor."""
+    labels = labels.copy()
+    while True:
+        groups = np.unique(labels)
+        if len(groups) < 2:
+            return labels
+        best, pair = np.inf, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                m = d[np.ix_(labels == groups[a], labels == groups[b])].mean()
+                if m < best:
+                    best, pair = m, (groups[a], groups[b])
+        if best > floor:
+            return labels
+        labels[labels == pair[1]] = pair[0]
+
+
+def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clustering:
+    """Group agents from a distance matrix, knowing the noise floor.
+
+    One group when no off-diagonal distance exceeds the floor; otherwise Affinity Propagation on
+    -D (median preference) at damping 0.5, 0.7 and 0.9, keeping the converged run with the best
+    net similarity (AP's own objective; a single run can stall in a poor solution on tied
+    distances, e.g. exact zeros between identical agents); average-linkage clustering cut at the
+    floor if no run converges; finally clusters closer than the floor are merged, which undoes
+    any over-split. Never raises on a valid matrix.
+    """
+    d = _check_matrix(d)
+    n = d.shape[0]
+    off = d[~np.eye(n, dtype=bool)]
+    if off.max() <= noise_floor:
+        return Clustering((0,) * n, "noise-floor", f"all distances <= noise floor {noise_floor:.4g}")
+    labels, method, note, best = None, "affinity-propagation", "", -np.inf
+    s_mat = -d
+    pref = float(np.median(s_mat))
+    for damping in (0.5, 0.7, 0.9):  # AP is a heuristic: keep the run with the best net similarity
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                ap = AffinityPropagation(affinity="precomputed", damping=damping, preference=pref,
+                                         random_state=seed, max_iter=1000, convergence_iter=30).fit(s_mat)
+            except ConvergenceWarning:
+                note = f"AP did not converge (damping {damping})"
+                continue
+        centers = ap.cluster_centers_indices_
+        if len(centers) == 0 or (ap.labels_ < 0).any():
+            continue
+        net = pref * len(centers) + s_mat[np.arange(n), centers[ap.labels_]].sum()
+        if net > best + 1e-12:
+            labels, best = ap.labels_, net
+    if labels is not None:
+        note = ""
+    else:
+        method = "hierarchical-fallback"
+        z = linkage(squareform(d, checks=False), method="average")
+        labels = fcluster(z, t=max(noise_floor, 1e-12), criterion="distance")
+        note += "; used average-linkage clustering cut at the noise floor"
+    merged = _merge_below_floor(d, np.asarray(labels), noise_floor)
+    if len(np.unique(merged)) < len(np.unique(labels)):
+        note = (note + "; " if note else "") + "merged clusters closer than the noise floor"
+    return Clustering(canonical(merged), method, note)
+
+
+def group_stats(d: np.ndarray, labels) -> dict:
+    """Mean within-group and between-group distance and their ratio (inf when within is 0)."""
+    d = np.asarray(d, dtype=np.float64)
+    lab = np.asarray(labels)
+    same = lab[:, None] == lab[None, :]
+    off = ~np.eye(len(lab), dtype=bool)
+    within = float(d[same & off].mean()) if (same & off).any() else 0.0
+    between = float(d[~same].mean()) if (~same).any() else 0.0
+    ratio = between / within if within > 0 else (np.inf if between > 0 else 1.0)
+    return {"within": within, "between": between, "ratio": ratio}
+
+
+def match(old_layout, new_labels, merge: str = "weighted", seed: int = 0) -> RegroupPlan:
+    """Turn a new clustering into a RegroupPlan against the current layout (Alg. 1, lines 16-24).
+
+    Args:
+        old_layout: current agent -> group (network) index.
+        new_labels: new cluster of each agent (any integers).
+        merge: how a new cluster that several old networks flow into gets its parameters:
+            "majority" (the network holding most of its agents), "random" (one of them, seeded),
+            "average" (parameter mean) or "weighted" (mean weighted by agent counts).
+        seed: for the random merge mode.
+    """
+    if merge not in MERGE_MODES:
+        raise ValueError(f"unknown merge mode {merge!r}; choose one of {', '.join(MERGE_MODES)}.")
+    old = np.asarray(canonical(old_layout))
+    new = np.asarray(canonical(new_labels))
+    if len(old) != len(new):
+        raise ValueError(f"old layout has {len(old)} agents but new labels have {len(new)}.")
+    g_old, g_new = old.max() + 1, new.max() + 1
+    overlap = np.zeros((g_new, g_old), dtype=np.int64)
+    np.add.at(overlap, (new, old), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    matched_old = {int(r): int(c) for r, c in zip(rows, cols)}
+    sources: list[list[int]] = [[matched_old[a]] if a in matched_old else [] for a in range(g_new)]
+    actions = ["keep" if a in matched_old else "split" for a in range(g_new)]
+    for a in range(g_new):  # unmatched new cluster: copy the old network it overlaps most
+        if not sources[a]:
+            sources[a] = [int(np.argmax(overlap[a]))]
+    # With fewer new clusters every new one is matched, so only merges remain: each unmatched
+    # old network flows into the new cluster holding most of its agents.
+    for b in sorted(set(range(g_old)) - set(matched_old.values())):
+        a = int(np.argmax(overlap[:, b]))
+        sources[a].append(b)
+        actions[a] = "merge"
+    rng = np.random.default_rng(seed)
+    weights: list[tuple[float, ...]] = []
+    for a in range(g_new):
+        src = sources[a]
+        if len(src) == 1:
+            weights.append((1.0,))
+            continue
+        counts = overlap[a, src].astype(np.float64)
+        if merge == "majority":
+            w = np.eye(len(src))[int(np.argmax(counts))]
+        elif merge == "random":
+            w = np.eye(len(src))[int(rng.integers(len(src)))]
+        elif merge == "average":
+            w = np.full(len(src), 1.0 / len(src))
+        else:
+            w = counts / counts.sum()
+        weights.append(tuple(float(v) for v in w))
+    return RegroupPlan(
+        layout=tuple(int(v) for v in new),
+        sources=tuple(tuple(s) for s in sources),
+        weights=tuple(weights),
+        actions=tuple(actions),
+        old_layout=tuple(int(v) for v in old),
+    )

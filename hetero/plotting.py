@@ -1,0 +1,85 @@
+"""Figures for papers: distance heatmaps ordered by group, matrices across training, curves."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def group_order(labels: Sequence[int]) -> np.ndarray:
+    """Agent indices sorted by group (stable, so agents keep their order inside a group)."""
+    return np.argsort(np.asarray(labels), kind="stable")
+
+
+def draw_heatmap(ax, matrix: np.ndarray, labels: Sequence[int] | None = None, title: str = "", vmax=None):
+    """One heatmap on ``ax``: agents ordered by group, white lines at group boundaries."""
+    n = matrix.shape[0]
+    labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
+    order = group_order(labels)
+    im = ax.imshow(matrix[np.ix_(order, order)], cmap="viridis", vmin=0.0, vmax=vmax)
+    bounds = np.flatnonzero(np.diff(labels[order])) + 0.5
+    for b in bounds:
+        ax.axhline(b, color="white", lw=1.5)
+        ax.axvline(b, color="white", lw=1.5)
+    ticks = order if n <= 30 else order[:: max(1, n // 15)]
+    pos = np.arange(n) if n <= 30 else np.arange(n)[:: max(1, n // 15)]
+    ax.set_xticks(pos, [str(t) for t in ticks], fontsize=7, rotation=90)
+    ax.set_yticks(pos, [str(t) for t in ticks], fontsize=7)
+    ax.set_xlabel("agent (ordered by group)")
+    ax.set_title(title, fontsize=10)
+    return im
+
+
+def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        p = stem.with_suffix(f".{fmt}")
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def heatmap(matrix: np.ndarray, labels: Sequence[int] | None, title: str, stem: str | Path,
+            formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """A stand-alone heatmap with a colour bar, written as ``stem.png`` / ``stem.pdf``."""
+    n = matrix.shape[0]
+    size = min(9.0, 3.0 + 0.15 * n)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    im = draw_heatmap(ax, matrix, labels, title)
+    fig.colorbar(im, ax=ax, label="heterogeneity distance (W2)")
+    return save_figure(fig, stem, formats)
+
+
+def matrix_panels(panels: Sequence[tuple[str, np.ndarray, Sequence[int] | None]], stem: str | Path,
+                  formats: Sequence[str] = ("png", "pdf"), suptitle: str = "") -> list[Path]:
+    """Several heatmaps side by side, e.g. Policy-Het and Meta-Het at update 500 and 1500 (Fig. 4)."""
+    k = len(panels)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 0.8, 3.6), squeeze=False)
+    for ax, (title, m, labels) in zip(axes[0], panels):
+        im = draw_heatmap(ax, m, labels, title)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return save_figure(fig, stem, formats)
+
+
+def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], stem: str | Path, xlabel: str = "frames",
+           ylabel: str = "mean episode reward", title: str = "", formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Learning curves: ``series`` maps a label to (x, y)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, stem, formats)

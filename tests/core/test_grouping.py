@@ -1,0 +1,149 @@
+"""Affinity Propagation with a noise floor, and the old -> new matcher (RegroupPlan)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hetero.grouping import canonical, cluster, group_stats, match
+from hetero.plan import RegroupPlan
+
+
+def _block_matrix(sizes, between=5.0, within=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(labels)
+    d = np.where(labels[:, None] == labels[None, :], within, between) + rng.uniform(0, 0.1, (n, n))
+    d = 0.5 * (d + d.T)
+    np.fill_diagonal(d, 0)
+    return d, tuple(labels)
+
+
+@pytest.mark.parametrize("sizes", [(5, 5, 5), (3, 3, 3, 12, 9), (10, 10, 10), (2, 2)])
+def test_cluster_recovers_blocks(sizes):
+    d, labels = _block_matrix(sizes)
+    c = cluster(d, noise_floor=0.5)
+    assert c.labels == canonical(labels)
+
+
+def test_homogeneous_noise_gives_one_group():
+    rng = np.random.default_rng(1)
+    d = rng.uniform(1.0, 2.0, (12, 12))
+    d = 0.5 * (d + d.T)
+    np.fill_diagonal(d, 0)
+    assert cluster(d, noise_floor=0.0).n_groups > 1  # AP alone splits noise ...
+    c = cluster(d, noise_floor=2.0)  # ... the floor says it is noise
+    assert c.labels == (0,) * 12
+
+
+def test_exact_zero_matrix_is_one_group():
+    assert cluster(np.zeros((4, 4)), noise_floor=1e-6).labels == (0, 0, 0, 0)
+
+
+def test_degenerate_inputs_give_clear_errors():
+    with pytest.raises(ValueError, match="at least 2"):
+        cluster(np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        cluster(np.array([[0, np.nan], [np.nan, 0]]))
+    with pytest.raises(ValueError, match="square"):
+        cluster(np.zeros((2, 3)))
+
+
+def test_ap_nonconvergence_falls_back_without_crashing(monkeypatch):
+    import hetero.grouping as g
+    from sklearn.exceptions import ConvergenceWarning
+    import warnings
+
+    class NeverConverges:
+        def __init__(self, **kw):
+            pass
+
+        def fit(self, s):
+            warnings.warn("no", ConvergenceWarning)
+
+    monkeypatch.setattr(g, "AffinityPropagation", NeverConverges)
+    d, labels = _block_matrix((4, 4))
+    c = cluster(d, noise_floor=1.0)
+    assert c.method == "hierarchical-fallback" and "did not converge" in c.note
+    assert c.labels == canonical(labels)
+
+
+def test_group_stats():
+    d, labels = _block_matrix((3, 3), between=4.0, within=1.0)
+    s = group_stats(d, labels)
+    assert 3.5 < s["ratio"] < 4.5
+
+
+# ---- matcher -------------------------------------------------------------------------------
+
+def test_same_count_relabels():
+    plan = match((0, 0, 1, 1), (1, 1, 0, 0))
+    assert plan.layout == (0, 0, 1, 1)
+    assert plan.sources == ((0,), (1,)) and plan.actions == ("keep", "keep")
+
+
+def test_permuted_labels_follow_the_networks():
+    plan = match((0, 0, 1, 1, 2, 2), (2, 2, 0, 0, 1, 1))
+    assert plan.sources == ((0,), (1,), (2,))
+
+
+def test_split_copies_best_overlap_network():
+    plan = match((0, 0, 0, 0, 1, 1), (0, 0, 1, 1, 2, 2))
+    assert plan.layout == (0, 0, 1, 1, 2, 2)
+    assert plan.actions.count("split") == 1
+    split = plan.actions.index("split")
+    assert plan.sources[split] == (0,) and plan.weights[split] == (1.0,)
+
+
+def test_nps_to_groups_is_a_merge():
+    plan = match((0, 1, 2, 3, 4, 5), (0, 0, 0, 1, 1, 1), merge="average")
+    assert plan.layout == (0, 0, 0, 1, 1, 1)
+    assert plan.actions == ("merge", "merge")
+    assert sorted(plan.sources[0]) == [0, 1, 2] and sorted(plan.sources[1]) == [3, 4, 5]
+    assert all(abs(w - 1 / 3) < 1e-12 for w in plan.weights[0])
+
+
+@pytest.mark.parametrize("mode", ["majority", "random", "average", "weighted"])
+def test_every_merge_mode(mode):
+    plan = match((0, 0, 0, 1, 2, 2), (0, 0, 0, 0, 0, 0), merge=mode, seed=3)
+    (src,), (w,) = plan.sources, plan.weights
+    assert sorted(src) == [0, 1, 2] and abs(sum(w) - 1) < 1e-9
+    by = dict(zip(src, w))
+    if mode == "majority":
+        assert by[0] == 1.0
+    elif mode == "random":
+        assert sorted(w) == [0.0, 0.0, 1.0]
+    elif mode == "average":
+        assert all(abs(v - 1 / 3) < 1e-12 for v in w)
+    else:
+        assert by == pytest.approx({0: 0.5, 1: 1 / 6, 2: 1 / 3})
+
+
+def test_rectangular_merge_and_split_mixed_counts():
+    plan = match((0, 0, 1, 1, 2, 2), (0, 0, 0, 0, 1, 1))  # 3 -> 2
+    assert plan.n_groups == 2 and "merge" in plan.actions
+    plan = match((0, 0, 0, 0, 0, 0), (0, 1, 2, 3, 4, 5))  # FPS -> NPS: everyone copies net 0
+    assert plan.sources == ((0,),) * 6 and plan.actions.count("split") == 5
+
+
+def test_unknown_merge_mode_and_length_mismatch():
+    with pytest.raises(ValueError, match="merge mode"):
+        match((0, 1), (0, 1), merge="median")
+    with pytest.raises(ValueError, match="agents"):
+        match((0, 1, 1), (0, 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_match_plan_is_always_valid(data):
+    n = data.draw(st.integers(2, 12))
+    old = data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    new = data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    mode = data.draw(st.sampled_from(["majority", "random", "average", "weighted"]))
+    plan = match(old, new, merge=mode)
+    assert isinstance(plan, RegroupPlan)
+    # the new layout is the new clustering, up to renaming
+    assert canonical(plan.layout) == canonical(new)
+    # every old network is used by some new group (nothing silently dropped) when merging
+    if len(set(new)) <= len(set(old)):
+        used = {s for src in plan.sources for s in src}
+        assert used == set(range(len(set(old))))
