@@ -8,9 +8,13 @@ x, model-free f(z | i, x) (Eq. 5) otherwise, and always for Meta-Het (App. G).
 Every result carries the Monte-Carlo standard error of each entry and a *noise floor*: the
 distance two agents can show without being different. Model-based, identical functions give
 exactly 0, so the floor is a few standard errors. Model-free, the encoder spreads even
-exchangeable agents apart, so the floor comes from a null model: the same CVAE trained with agent
-ids permuted within every episode (which destroys any agent-specific signal but keeps the
-episode-level sampling noise that real ids carry).
+exchangeable agents apart by a consistent amount, so the absolute scale says nothing; what noise
+cannot do is put the *same* agents together twice. The pool is split in two halves by episode, a
+CVAE is fitted on each, and the matrix is their mean. When Affinity Propagation groups the two
+halves alike (adjusted Rand index >= ``stability``), the floor is the largest distance between
+agents both halves group together; otherwise there is no structure beyond noise and the floor is
+the largest distance, i.e. one group (DESIGN.md: two-seed stability, ARI 1.0 under
+goal-directed behaviour vs 0.09 under random actions).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 from torch import Tensor
 
 from hetero.cvae import CVAEConfig, fit_cvae
+from hetero.grouping import cluster
 from hetero.kinds import KINDS, check_kind, model_free_xy
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
@@ -43,11 +48,9 @@ class QuantifyConfig:
         train_samples: conditions x used to train the CVAE (each gives one pair per agent).
         eval_samples: conditions x the distance is averaged over (Monte-Carlo samples).
         reward_repeat: dimension replication of the reward (App. G).
-        null_model: learn the model-free noise floor from an id-permuted null CVAE.
-        floor_quantile, floor_factor: the model-free floor is floor_factor x this quantile of the
-            null model's off-diagonal distances. The factor is there because a model that sees
-            fixed ids over-fits finite samples a little more than the null does (measured: its
-            noise spread reaches ~1.2x the null's 95th percentile).
+        split_half: model-free noise floor from two CVAEs fitted on episode halves (else 0).
+        stability: minimum adjusted Rand index between the halves' groupings for the model-free
+            structure to count as real.
         floor_se: model-based floor in standard errors of the mean.
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
@@ -58,9 +61,8 @@ class QuantifyConfig:
     train_samples: int = 4000
     eval_samples: int = 2000
     reward_repeat: int = 8
-    null_model: bool = True
-    floor_quantile: float = 0.95
-    floor_factor: float = 2.0
+    split_half: bool = True
+    stability: float = 0.5
     floor_se: float = 4.0
     seed: int = 0
     device: str = "cpu"
@@ -72,8 +74,9 @@ class HeterogeneityResult:
     """A distance matrix with what is needed to read it.
 
     matrix [N, N] (mean W2), stderr [N, N] (its Monte-Carlo standard error), noise_floor (distance
-    below which two agents are indistinguishable), null_matrix (model-free null, or None),
-    mode ("model-based" / "model-free"), settings and timings (seconds per stage).
+    below which two agents are indistinguishable), halves [2, N, N] and stability (model-free
+    split-half matrices and the ARI of their groupings, else None), mode ("model-based" /
+    "model-free"), settings and timings (seconds per stage).
     """
 
     kind: str
@@ -81,7 +84,8 @@ class HeterogeneityResult:
     matrix: np.ndarray
     stderr: np.ndarray
     noise_floor: float
-    null_matrix: np.ndarray | None
+    halves: np.ndarray | None
+    stability: float | None
     settings: dict
     timings: dict
     loss_history: list[float]
@@ -98,7 +102,8 @@ class HeterogeneityResult:
             "matrix": self.matrix.tolist(),
             "stderr": self.stderr.tolist(),
             "noise_floor": self.noise_floor,
-            "null_matrix": None if self.null_matrix is None else self.null_matrix.tolist(),
+            "halves": None if self.halves is None else self.halves.tolist(),
+            "stability": self.stability,
             "settings": self.settings,
             "timings": self.timings,
             "loss_history": self.loss_history,
@@ -111,8 +116,8 @@ class HeterogeneityResult:
         stem = stem or self.kind
         npz, js = folder / f"{stem}.npz", folder / f"{stem}.json"
         arrays = {"matrix": self.matrix, "stderr": self.stderr, "noise_floor": np.array(self.noise_floor)}
-        if self.null_matrix is not None:
-            arrays["null_matrix"] = self.null_matrix
+        if self.halves is not None:
+            arrays["halves"] = self.halves
         np.savez(npz, **arrays)
         js.write_text(json.dumps(self.to_dict(), indent=1))
         return npz, js
@@ -140,24 +145,44 @@ def _encode_all(model, x: Tensor, n: int, y: Tensor | None = None) -> tuple[Tens
 def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick) -> dict:
     x_all, y_all, y_mask = model_free_xy(kind, pool, cfg.reward_repeat)
     n = pool.n_agents
-    rows, agents = _draw(pool.rows, n, cfg.train_samples * n, pool.valid, gen)
-    x, y, m = x_all[rows, agents], y_all[rows, agents], y_mask[agents]
-    model, hist = fit_cvae(x, y, m, cfg.cvae, agent=agents, n_agents=n, generator=gen, progress=tick)
-    er, ea = _draw(pool.rows, n, cfg.eval_samples, pool.valid, gen)
-    mu, sigma = _encode_all(model, x_all[er, ea], n)
-    d, se = mean_pairwise_w2(mu, sigma)
-    out = {"matrix": d, "stderr": se, "history": hist, "null": None}
-    if cfg.null_model:
-        # Null: ids permuted within each episode (each row when episodes are unknown), so no id
-        # carries agent-specific information but each still sees episode-level sampling noise.
+    valid = pool.valid
+    if cfg.split_half:  # halves by episode (by row when episodes are unknown)
         episode = pool.episode if pool.episode is not None else torch.arange(pool.rows, device=pool.device)
         n_ep = int(episode.max()) + 1
-        perm = torch.argsort(torch.rand(n_ep, n, generator=gen), dim=1).to(pool.device)
-        null_ids = perm[episode[rows], agents]
-        null, _ = fit_cvae(x, y, m, cfg.cvae, agent=null_ids, n_agents=n, generator=gen, progress=tick)
-        mu0, sigma0 = _encode_all(null, x_all[er, ea], n)
-        out["null"], _ = mean_pairwise_w2(mu0, sigma0)
-    return out
+        if n_ep < 2:
+            raise ValueError("the split-half noise floor needs at least 2 episodes in the pool; collect more, "
+                             "or set QuantifyConfig(split_half=False).")
+        half_of_ep = torch.randperm(n_ep, generator=gen).to(pool.device) % 2
+        halves = [valid & (half_of_ep[episode] == h).unsqueeze(1) for h in (0, 1)]
+    else:
+        halves = [valid]
+    er, ea = _draw(pool.rows, n, cfg.eval_samples, valid, gen)
+    mats, ses, hist = [], [], []
+    for part in halves:
+        rows, agents = _draw(pool.rows, n, cfg.train_samples * n, part, gen)
+        model, h = fit_cvae(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, agent=agents,
+                            n_agents=n, generator=gen, progress=tick)
+        mu, sigma = _encode_all(model, x_all[er, ea], n)
+        d, se = mean_pairwise_w2(mu, sigma)
+        mats.append(d)
+        ses.append(se)
+        hist += h
+    d = torch.stack(mats).mean(0)
+    se = torch.stack(ses).pow(2).mean(0).sqrt() / len(mats) ** 0.5
+    return {"matrix": d, "stderr": se, "history": hist, "halves": torch.stack(mats) if cfg.split_half else None}
+
+
+def _split_half_floor(halves: np.ndarray, d: np.ndarray, threshold: float, seed: int) -> tuple[float, float]:
+    """(noise floor, stability ARI) from the two halves' Affinity Propagation groupings."""
+    from sklearn.metrics import adjusted_rand_score
+
+    la, lb = (np.asarray(cluster(h, 0.0, seed=seed).labels) for h in halves)
+    ari = float(adjusted_rand_score(la, lb))
+    off = ~np.eye(d.shape[0], dtype=bool)
+    together = (la[:, None] == la[None, :]) & (lb[:, None] == lb[None, :]) & off
+    if ari < threshold or not together.any():
+        return float(d[off].max()), ari
+    return float(d[together].max()), ari
 
 
 def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick,
@@ -183,7 +208,7 @@ def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Ge
     xe, ye = evaluate(cfg.eval_samples)
     mu, sigma = _encode_all(net, xe, n, ye)
     d, se = mean_pairwise_w2(mu, sigma)
-    return {"matrix": d, "stderr": se, "history": hist, "null": None}
+    return {"matrix": d, "stderr": se, "history": hist, "halves": None}
 
 
 def quantify(
@@ -231,11 +256,11 @@ def quantify(
 
     d, se = out["matrix"].cpu().numpy(), out["stderr"].cpu().numpy()
     off = ~np.eye(d.shape[0], dtype=bool)
-    if out["null"] is not None:
-        null = out["null"].cpu().numpy()
-        floor = cfg.floor_factor * float(np.quantile(null[off], cfg.floor_quantile))
+    halves, stability = None, None
+    if out["halves"] is not None:
+        halves = out["halves"].cpu().numpy()
+        floor, stability = _split_half_floor(halves, d, cfg.stability, cfg.seed)
     else:
-        null = None
         scale = float(d[off].max()) if d.size > 1 else 0.0
         floor = float(cfg.floor_se * se[off].max()) + 1e-6 * (1.0 + scale) if based else 0.0
     settings = asdict(cfg) | {"kind": kind, "n_agents": pool.n_agents, "pool_rows": pool.rows}
@@ -245,7 +270,8 @@ def quantify(
         matrix=d,
         stderr=se,
         noise_floor=floor,
-        null_matrix=null,
+        halves=halves,
+        stability=stability,
         settings=settings,
         timings={"quantify_s": round(elapsed, 3)},
         loss_history=out["history"],

@@ -36,8 +36,7 @@ class SamplePool:
             (all True when agents share a space).
         valid: [T, N] bool, False for rows where an agent has no sample (e.g. it was dead).
         episode: [T] long, which episode / env stream each row comes from (optional). The
-            model-free noise floor permutes agent ids consistently within an episode, so its null
-            keeps the episode-level sampling noise the real ids carry.
+            model-free noise floor splits the pool into halves by episode.
     """
 
     state: Tensor

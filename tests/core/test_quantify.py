@@ -14,7 +14,7 @@ FAST = QuantifyConfig(train_samples=600, eval_samples=300, cvae=CVAEConfig(epoch
 def test_meta_separates_groups_above_noise_floor():
     pool = synthetic_pool()
     res = quantify(pool, "meta", FAST)
-    assert res.mode == "model-free" and res.null_matrix is not None
+    assert res.mode == "model-free" and res.halves is not None and res.stability == 1.0
     labels = cluster(res.matrix, res.noise_floor).labels
     assert labels == (0, 0, 0, 1, 1, 1)
     assert group_stats(res.matrix, labels)["ratio"] > 3
@@ -28,7 +28,7 @@ def test_homogeneous_agents_give_one_group():
 
 def test_same_seed_same_matrix():
     pool = synthetic_pool(rows=200)
-    cfg = QuantifyConfig(train_samples=200, eval_samples=100, null_model=False, cvae=CVAEConfig(epochs=2))
+    cfg = QuantifyConfig(train_samples=200, eval_samples=100, split_half=False, cvae=CVAEConfig(epochs=2))
     a, b = quantify(pool, "meta", cfg), quantify(pool, "meta", cfg)
     np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-6)
 
@@ -51,7 +51,7 @@ def test_policy_kind_is_model_based_and_identical_policies_give_zero():
 
 def test_model_free_fallback_for_env_kinds_without_model():
     pool = synthetic_pool(rows=200)
-    cfg = QuantifyConfig(train_samples=200, eval_samples=100, null_model=False, cvae=CVAEConfig(epochs=1))
+    cfg = QuantifyConfig(train_samples=200, eval_samples=100, split_half=False, cvae=CVAEConfig(epochs=1))
     for kind in ("obs", "response", "effect", "objective"):
         res = quantify(pool, kind, cfg)
         assert res.mode == "model-free" and res.matrix.shape == (6, 6)
