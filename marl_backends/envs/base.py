@@ -1,0 +1,110 @@
+"""The vectorised multi-agent env protocol every backend (VMAS, MaMuJoCo, SMACv2) implements.
+
+All tensors are stacked over envs E and agents N, so trainers and samplers never loop over
+agents. Observations of agents with different sizes are zero-padded to ``spec.obs_dim`` and
+``spec.obs_mask`` says which entries are real.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from hetero.protocols import ModelAccess
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static facts about an env.
+
+    Attributes:
+        name: registry name, e.g. ``pms_15a_3c``.
+        n_agents: N.
+        obs_dim: padded observation size Do.
+        state_dim: global state size Ds (input of a centralised critic).
+        local_state_dim: size Dl of an agent's own local state (e.g. pos + vel).
+        action_dim: number of discrete actions, or the size of a continuous action.
+        discrete: True for discrete actions (actions are [E, N] long), else [E, N, action_dim].
+        max_steps: episode length limit (truncation).
+        obs_dims: real observation size of each agent (all equal to obs_dim when homogeneous).
+        groups: ground-truth agent types when the env knows them (e.g. PMS colours), else None.
+        action_low / action_high: bounds of continuous actions (None for discrete).
+    """
+
+    name: str
+    n_agents: int
+    obs_dim: int
+    state_dim: int
+    local_state_dim: int
+    action_dim: int
+    discrete: bool
+    max_steps: int
+    obs_dims: tuple[int, ...] = ()
+    groups: tuple[int, ...] | None = None
+    action_low: float | None = None
+    action_high: float | None = None
+
+    @property
+    def obs_mask(self) -> Tensor:
+        dims = self.obs_dims or (self.obs_dim,) * self.n_agents
+        return torch.arange(self.obs_dim)[None, :] < torch.tensor(dims)[:, None]
+
+
+@dataclass
+class Observation:
+    """What agents see at one step, for all envs.
+
+    obs [E, N, Do]; state [E, Ds]; local_state [E, N, Dl];
+    avail_actions [E, N, A] bool or None (discrete action masks).
+    """
+
+    obs: Tensor
+    state: Tensor
+    local_state: Tensor
+    avail_actions: Tensor | None = None
+
+
+@dataclass
+class StepResult:
+    """The outcome of one vectorised step.
+
+    next: the true next observation (before any auto-reset): use it for the sample pool's
+        next_obs / next_local_state and to bootstrap truncated episodes.
+    reward: [E, N]. terminated / truncated: [E] bool.
+    obs: the observation to act on next: equal to ``next`` except in envs that finished this
+        step, which were reset.
+    """
+
+    next: Observation
+    reward: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    obs: Observation
+
+    @property
+    def done(self) -> Tensor:
+        return self.terminated | self.truncated
+
+
+@runtime_checkable
+class VecMultiAgentEnv(Protocol):
+    spec: EnvSpec
+    num_envs: int
+    device: torch.device
+
+    def reset(self, seed: int | None = None) -> Observation:
+        ...
+
+    def step(self, actions: Tensor) -> StepResult:
+        ...
+
+    @property
+    def model(self) -> ModelAccess | None:
+        """Model access for model-based quantification, or None (falls back to model-free)."""
+        ...
+
+    def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
+        """A goal-directed behaviour policy (as VMAS scenarios ship), with exploration noise in [0, 1]."""
+        ...
