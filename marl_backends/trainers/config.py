@@ -1,0 +1,171 @@
+"""TrainConfig: every knob of the on-policy trainers; CLI flags map onto its fields 1:1.
+
+Defaults follow HARL App. K: Table 4 (common on-policy: ReLU, feature normalisation, orthogonal
+init with gain 0.01 on the actor head, value normalisation, proper time limits, clipped Huber
+value loss with delta 10, max grad norm 10, GAE lambda 0.95, Adam eps 1e-5, std coefs 1 / 0.5)
+and Table 6 (MPE: batch 4000, hidden [128, 128], lr 5e-4, 5 PPO / critic epochs, 1 minibatch,
+clip 0.2, entropy 0.01, gamma 0.99).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from marl_backends.nets.layout import SHARING_HELP
+
+ALGOS = ("mappo", "happo", "hamdpo")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Configuration of one training run.
+
+    Attributes:
+        env: registry name of the env, e.g. pms_15a_3c, spread_v0, balance.
+        algo: mappo | happo | hamdpo.
+        sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps).
+        seed: seed for networks, sampling and env resets (same seed, same numbers on CPU).
+        frames: total env steps to train for (summed over parallel envs).
+        num_envs: parallel envs per rollout (HARL n_rollout_threads).
+        rollout_steps: steps per env per iteration; the batch is num_envs * rollout_steps (HARL MPE: 4000 = 20 x 200). Every iteration starts from fresh env resets.
+        continuous: continuous actions instead of discrete ones (VMAS envs).
+        hidden: hidden layer sizes of actor and critic, comma-separated.
+        activation: hidden activation (relu | tanh | elu | gelu).
+        feature_norm: LayerNorm on network inputs.
+        layer_norm: LayerNorm after every hidden layer.
+        lr: actor learning rate.
+        critic_lr: critic learning rate.
+        adam_eps: Adam epsilon.
+        ppo_epochs: passes over the batch per actor update (HAMDPO: SGD passes on the mirror-descent objective).
+        num_minibatches: actor minibatches per pass.
+        critic_epochs: passes over the batch per critic update.
+        critic_minibatches: critic minibatches per pass.
+        clip: PPO ratio clip epsilon.
+        entropy_coef: entropy bonus weight.
+        gamma: discount.
+        gae_lambda: GAE lambda.
+        max_grad_norm: per-group gradient-norm clip (0 disables).
+        value_loss_coef: weight of the value loss.
+        huber_delta: Huber delta of the value loss (0 = squared error).
+        clipped_value_loss: clip value predictions around the old ones like the ratio.
+        value_norm: normalise value targets with running statistics.
+        normalize_advantages: standardise advantages over the batch.
+        actor_gain: orthogonal-init gain of the actor's output layer.
+        std_x_coef: Gaussian std parameterisation x coefficient (continuous actions).
+        std_y_coef: Gaussian std parameterisation y coefficient (continuous actions).
+        reward: agent (a value head and advantage per agent's reward) | team (mean reward, one V(s)) | auto (mappo: agent, happo/hamdpo: team, the joint advantage of HARL).
+        happo_shared: how HAPPO/HAMDPO update agents that share parameters: group (sequential over groups, each group one unit, exact) | fpb (sequential over agents, fixed pre-update baseline, OMDPG Sec. 3.3) | naive (sequential over agents, drifting baseline; for ablations).
+        mdpo_kl_coef: HAMDPO weight of KL(pi_new || pi_old).
+        mdpo_kl_anneal: HAMDPO: divide the KL weight by the remaining fraction of training (MDPO step size t_k = 1 - k/K, floored at 0.1).
+        eval_interval: evaluate every this many iterations (0 = only at the end).
+        eval_episodes: deterministic evaluation episodes (run in parallel).
+        checkpoint_interval: write the checkpoint every this many iterations (and at the end).
+        out_dir: parent folder of run folders.
+        run_name: run folder name (empty = ENV_ALGO_SHARING_sSEED_TIMESTAMP).
+        device: torch device (cpu, cuda).
+        threads: torch CPU threads (0 = leave torch's default).
+        progress: show a progress bar.
+        tensorboard: also write TensorBoard events when tensorboard is installed.
+    """
+
+    env: str = "pms_15a_3c"
+    algo: str = "mappo"
+    sharing: str = ""
+    seed: int = 0
+    frames: int = 1_000_000
+    num_envs: int = 20
+    rollout_steps: int = 200
+    continuous: bool = False
+    hidden: tuple[int, ...] = (128, 128)
+    activation: str = "relu"
+    feature_norm: bool = True
+    layer_norm: bool = True
+    lr: float = 5e-4
+    critic_lr: float = 5e-4
+    adam_eps: float = 1e-5
+    ppo_epochs: int = 5
+    num_minibatches: int = 1
+    critic_epochs: int = 5
+    critic_minibatches: int = 1
+    clip: float = 0.2
+    entropy_coef: float = 0.01
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    max_grad_norm: float = 10.0
+    value_loss_coef: float = 1.0
+    huber_delta: float = 10.0
+    clipped_value_loss: bool = True
+    value_norm: bool = True
+    normalize_advantages: bool = True
+    actor_gain: float = 0.01
+    std_x_coef: float = 1.0
+    std_y_coef: float = 0.5
+    reward: str = "auto"
+    happo_shared: str = "group"
+    mdpo_kl_coef: float = 1.0
+    mdpo_kl_anneal: bool = True
+    eval_interval: int = 25
+    eval_episodes: int = 10
+    checkpoint_interval: int = 25
+    out_dir: str = "runs"
+    run_name: str = ""
+    device: str = "cpu"
+    threads: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown --algo {self.algo!r}; expected one of {', '.join(ALGOS)}.")
+        if self.reward not in ("auto", "agent", "team"):
+            raise ValueError(f"unknown --reward {self.reward!r}; expected auto | agent | team.")
+        if self.happo_shared not in ("group", "fpb", "naive"):
+            raise ValueError(f"unknown --happo-shared {self.happo_shared!r}; expected group | fpb | naive.")
+        for name in ("num_envs", "rollout_steps", "ppo_epochs", "num_minibatches", "critic_epochs",
+                     "critic_minibatches", "eval_episodes", "frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)}).")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"--hidden must list positive layer sizes, e.g. 128,128 (got {self.hidden}).")
+        if self.num_minibatches > self.num_envs * self.rollout_steps:
+            raise ValueError("--num-minibatches exceeds the batch size num_envs * rollout_steps; lower it.")
+
+    # --- resolved defaults -------------------------------------------------------------------
+    @property
+    def sharing_resolved(self) -> str:
+        return self.sharing or ("fps" if self.algo == "mappo" else "nps")
+
+    @property
+    def reward_resolved(self) -> str:
+        if self.reward != "auto":
+            return self.reward
+        return "agent" if self.algo == "mappo" else "team"
+
+    @property
+    def batch_frames(self) -> int:
+        return self.num_envs * self.rollout_steps
+
+    @property
+    def iterations(self) -> int:
+        return -(-self.frames // self.batch_frames)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"config has unknown fields {unknown}; was it written by a newer version?")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return TrainConfig(**d)
+
+    def replace(self, **kw) -> "TrainConfig":  # noqa: ANN003
+        return replace(self, **kw)
+
+
+SHARING_DOC = SHARING_HELP

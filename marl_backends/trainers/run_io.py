@@ -1,0 +1,135 @@
+"""Run folders, metrics and atomic files, reusable by every trainer (on- and off-policy).
+
+A run folder holds ``config.json`` (self-describing), ``metrics.csv`` (one row per iteration,
+columns grow as new metrics appear), optional TensorBoard events under ``tb/`` (when the
+``tensorboard`` package is installed), and ``checkpoint.pt`` plus ``checkpoints/iter_*.pt``.
+Every file that a crash could tear is written to a temporary name and ``os.replace``d.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then ``os.replace`` (never a half-written file)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def make_run_dir(out_dir: str | Path, name: str) -> Path:
+    """Create ``out_dir/name`` (``name_2``, ``name_3``, ... if it already exists)."""
+    base = Path(out_dir) / name
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}_{k}")
+    path.mkdir(parents=True)
+    return path
+
+
+def default_run_name(env: str, algo: str, sharing: str, seed: int) -> str:
+    safe = sharing.replace(":", "-").replace(",", "")
+    return f"{env}_{algo}_{safe}_s{seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class MetricsLog:
+    """Append-only CSV of metric rows (+ TensorBoard scalars when available).
+
+    ``keep_until`` (resume): rows whose ``step_key`` exceeds it were written after the last
+    checkpoint and are dropped, so a resumed run does not duplicate them.
+    """
+
+    def __init__(self, path: Path, tensorboard: bool = False, keep_until: int | None = None,
+                 step_key: str = "iteration") -> None:
+        self.path, self.step_key = Path(path), step_key
+        self.rows: list[dict] = []
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f)]
+            if keep_until is not None:
+                self.rows = [r for r in self.rows if int(float(r.get(step_key) or 0)) <= keep_until]
+        self.columns: list[str] = list(self.rows[0].keys()) if self.rows else []
+        self._rewrite()
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                self.tb = SummaryWriter(str(self.path.parent / "tb"))
+            except Exception:  # noqa: BLE001 - optional dependency
+                self.tb = None
+
+    def _rewrite(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore")
+        if self.columns:
+            w.writeheader()
+            w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
+
+    def log(self, row: dict[str, Any]) -> None:
+        row = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.columns]
+        if new:
+            self.columns += new
+            self._rewrite()
+        else:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore").writerow(row)
+        if self.tb is not None:
+            step = int(float(row.get(self.step_key, len(self.rows))))
+            for k, v in row.items():
+                try:
+                    x = float(v)
+                except (TypeError, ValueError):
+                    continue
+                if k != self.step_key and math.isfinite(x):
+                    self.tb.add_scalar(k, x, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _value(v: str | None) -> float | str:
+    if v in ("", None):
+        return float("nan")
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, float | str]]:
+    """metrics.csv as a list of dicts: numbers as floats (empty cells -> nan), text kept (layout)."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [{k: _value(v) for k, v in r.items()} for r in csv.DictReader(f)]
