@@ -1,0 +1,114 @@
+"""Replay buffer vectorised over envs x agents, with n-step returns.
+
+Storage is time-major per env, ``[T, E, ...]`` (a ring over T), so the n steps that follow a
+stored transition are the next rows of the same env column. Each row keeps its own true next
+observation (``StepResult.next``), so an n-step return can stop at any row: at the first episode
+end (terminated: no bootstrap; truncated: bootstrap from that row's next state) or at the newest
+row written. Sampling and the n-step sums are batched tensor ops.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from marl_backends.envs.base import Observation, StepResult
+
+_FIELDS = ("obs", "state", "local_state", "action", "reward", "next_obs", "next_state", "next_local_state")
+
+
+@dataclass
+class Batch:
+    """A sampled minibatch; leading dims ``[K, B]`` (K independent minibatches, one per critic).
+
+    ret: n-step discounted team return; disc: gamma^m * (1 - terminated) for the bootstrap
+    (m <= n steps used); boot_*: the observation to bootstrap from (after the m-th step).
+    reward / next_*: the one-step fields, for the sample pool.
+    """
+
+    obs: Tensor
+    state: Tensor
+    local_state: Tensor
+    action: Tensor
+    reward: Tensor
+    next_obs: Tensor
+    next_state: Tensor
+    next_local_state: Tensor
+    ret: Tensor
+    disc: Tensor
+    boot_obs: Tensor
+    boot_state: Tensor
+
+
+class ReplayBuffer:
+    """Ring buffer of ``capacity`` transitions from E envs x N agents.
+
+    ``add(obs, actions, result)`` stores one vectorised step; ``sample(k, b, gen)`` draws K
+    independent minibatches of B transitions (uniform over stored rows and envs).
+    The team reward is the mean of the agents' rewards.
+    """
+
+    def __init__(self, capacity: int, num_envs: int, n_agents: int, obs_dim: int, state_dim: int,
+                 local_state_dim: int, action_dim: int, gamma: float, n_step: int = 1,
+                 device: str | torch.device = "cpu"):
+        if n_step < 1:
+            raise ValueError(f"n_step={n_step}; must be >= 1 (1 = one-step TD).")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma={gamma}; must lie in [0, 1].")
+        self.t_cap = max(n_step + 1, math.ceil(capacity / num_envs))
+        self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
+        self.device = torch.device(device)
+        t, e, n = self.t_cap, num_envs, n_agents
+        z = lambda *s: torch.zeros(t, e, *s, device=self.device)  # noqa: E731
+        self.obs, self.next_obs = z(n, obs_dim), z(n, obs_dim)
+        self.state, self.next_state = z(state_dim), z(state_dim)
+        self.local_state, self.next_local_state = z(n, local_state_dim), z(n, local_state_dim)
+        self.action, self.reward = z(n, action_dim), z(n)
+        self.terminated = torch.zeros(t, e, dtype=torch.bool, device=self.device)
+        self.done = torch.zeros(t, e, dtype=torch.bool, device=self.device)
+        self.ptr, self.size = 0, 0
+
+    def __len__(self) -> int:
+        return self.size * self.num_envs
+
+    def add(self, obs: Observation, actions: Tensor, result: StepResult) -> None:
+        """Store one vectorised step: obs [E, ...], actions [E, N, A], result from env.step."""
+        p = self.ptr
+        nxt = result.next
+        for name, v in (("obs", obs.obs), ("state", obs.state), ("local_state", obs.local_state),
+                        ("action", actions), ("reward", result.reward), ("next_obs", nxt.obs),
+                        ("next_state", nxt.state), ("next_local_state", nxt.local_state)):
+            getattr(self, name)[p] = v.to(self.device, torch.float32)
+        self.terminated[p] = result.terminated.to(self.device)
+        self.done[p] = result.done.to(self.device)
+        self.ptr = (p + 1) % self.t_cap
+        self.size = min(self.size + 1, self.t_cap)
+
+    def sample(self, k: int, b: int, generator: torch.Generator) -> Batch:
+        """K independent minibatches of B transitions, fields shaped [K, B, ...]."""
+        if self.size == 0:
+            raise ValueError("ReplayBuffer.sample: the buffer is empty; collect steps (add) first.")
+        g = generator
+        row = torch.randint(0, self.size, (k, b), generator=g, device=g.device).to(self.device)
+        env = torch.randint(0, self.num_envs, (k, b), generator=g, device=g.device).to(self.device)
+        # the oldest stored row sits at ptr once the ring is full, else at 0
+        start = self.ptr if self.size == self.t_cap else 0
+        t = (start + row) % self.t_cap
+        ahead = self.size - 1 - row  # rows written after t in this env column
+        ks = torch.arange(self.n_step, device=self.device)
+        tk = (t[..., None] + ks) % self.t_cap  # [K, B, n]
+        ek = env[..., None].expand_as(tk)
+        done_k = self.done[tk, ek]
+        # step j is used if j <= ahead and no episode ended at steps < j
+        ended_before = torch.cumsum(done_k.long(), -1) - done_k.long()
+        used = (ks <= ahead[..., None]) & (ended_before == 0)
+        team_r = self.reward[tk, ek].mean(-1)
+        disc_k = self.gamma ** ks.to(team_r.dtype)
+        ret = (team_r * disc_k * used).sum(-1)
+        m = used.sum(-1)  # >= 1
+        last_t = tk.gather(-1, (m - 1)[..., None]).squeeze(-1)
+        disc = (self.gamma ** m.to(ret.dtype)) * (~self.terminated[last_t, env]).to(ret.dtype)
+        f = {name: getattr(self, name)[t, env] for name in _FIELDS}
+        return Batch(**f, ret=ret, disc=disc, boot_obs=self.next_obs[last_t, env], boot_state=self.next_state[last_t, env])

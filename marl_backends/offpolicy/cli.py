@@ -1,0 +1,178 @@
+"""``hetero train --algo matd3|omdpg|matd3-gqc|matd3-omq``: the off-policy side of ``hetero train``.
+
+``marl_backends/trainers/cli.py`` owns the parser; it calls :func:`add_offpolicy_arguments` to
+add the off-policy flags (every :class:`OffPolicyConfig` field not already a ``TrainConfig``
+flag, 1:1, e.g. ``--n-critics``, ``--pu-coef``, ``--beta``, ``--batch-size``, ``--n-step``) and
+hands runs whose ``--algo`` is off-policy to :func:`run_offpolicy_train`.
+
+Shared ``TrainConfig`` flags keep their meaning: ``--env --sharing --seed --frames --num-envs
+--hidden --lr`` (actor) ``--critic-lr --gamma --eval-interval --eval-episodes
+--checkpoint-interval --out-dir --run-name --device --threads --progress --tensorboard
+--resume``. One iteration = ``train_interval`` vectorised env steps + its burst of updates.
+Defaults that differ from the on-policy ones follow HARL Table 15: 10 envs, hidden 256,256,
+critic lr 1e-3. Sharing defaults: omdpg / matd3-* use the env's groups when it knows them
+(the paper's ParPS), matd3 uses nps. ``--resume`` restores networks, optimisers, counters and
+RNG state, but not the replay buffer (it refills from the restored policy), so a resumed run is
+close to, not bit-identical with, an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from marl_backends.envs import make_env
+from marl_backends.nets import parse_sharing
+from marl_backends.offpolicy.config import ABLATION, OffPolicyConfig
+from marl_backends.offpolicy.trainer import OffPolicyTrainer
+from marl_backends.trainers.config import TrainConfig
+from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, attribute_docs
+from marl_backends.trainers.run_io import MetricsLog, atomic_torch_save, default_run_name, make_run_dir, write_json
+
+OFFPOLICY_ALGOS = tuple(ABLATION)
+# TrainConfig flag -> OffPolicyConfig field
+_SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
+_RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
+        "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard")
+_OWN_SKIP = ("algo", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
+_CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
+            "omq_min": ("terms", "difference")}
+RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,
+                "eval_episodes": 10, "checkpoint_interval": 25, "out_dir": "runs", "run_name": "", "threads": 0,
+                "progress": True, "tensorboard": True, "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
+CHECKPOINT_KIND = "offpolicy-v1"
+
+
+def add_offpolicy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the OffPolicyConfig flags that ``TrainConfig`` does not already define."""
+    group = parser.add_argument_group("off-policy (--algo " + " | ".join(OFFPOLICY_ALGOS) + ")")
+    add_dataclass_arguments(group, OffPolicyConfig, skip=_OWN_SKIP + tuple(_CHOICES))
+    docs = attribute_docs(OffPolicyConfig)
+    for name, choices in _CHOICES.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, choices=choices, default=None,
+                           help=docs.get(name, "").replace("%", "%%") + f" (default: {getattr(OffPolicyConfig, name)!r})")
+
+
+def is_offpolicy_run(args: argparse.Namespace) -> bool:
+    """True when the parsed flags (or the run folder given to --resume) are off-policy."""
+    if getattr(args, "algo", None) in OFFPOLICY_ALGOS:
+        return True
+    resume = getattr(args, "resume", None)
+    if resume and (Path(resume) / "config.json").exists():
+        return json.loads((Path(resume) / "config.json").read_text()).get("kind") == CHECKPOINT_KIND
+    return False
+
+
+def _given(args: argparse.Namespace, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, object, dict]:  # noqa: ANN001
+    """(trainer, eval env, resolved run settings) from run-level and OffPolicyConfig settings.
+
+    ``env_factory(num_envs, seed)`` builds envs (as in ``hetero train``); default: the registry."""
+    run = {**RUN_DEFAULTS, **run}
+    if run.get("continuous") is False:
+        raise ValueError(f"--algo {run['algo']} needs continuous actions; drop --no-continuous.")
+    dev = own.get("device", "cpu")
+    mk = env_factory or (lambda n, seed: make_env(run["env"], num_envs=n, device=dev, seed=seed, continuous=True))
+    env = mk(run["num_envs"], own.get("seed", 0))
+    default_sharing = "nps" if run["algo"] == "matd3" or env.spec.groups is None else "groups:env"
+    run["sharing"] = run["sharing"] or default_sharing
+    sharing = parse_sharing(run["sharing"], env.spec.n_agents, env.spec.groups)
+    cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own})
+    eval_env = mk(run["eval_episodes"], cfg.seed + 10_000)
+    return OffPolicyTrainer(env, cfg, sharing), eval_env, run
+
+
+def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # noqa: ANN001
+    """Train an off-policy run as the parsed flags say (or resume one); returns the run folder."""
+    resume = getattr(args, "resume", None)
+    if resume:
+        run_dir = Path(resume)
+        saved = json.loads((run_dir / "config.json").read_text())
+        run = {**saved["run"], **_given(args, ("frames", "eval_interval", "eval_episodes", "checkpoint_interval",
+                                               "progress", "threads", "tensorboard"))}
+        own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
+        own.update(_given(args, ("device",)))
+    else:
+        onpolicy = [f.name for f in dataclasses.fields(TrainConfig)
+                    if getattr(args, f.name, None) is not None and f.name not in _RUN and f.name not in _SHARED]
+        if onpolicy:
+            raise ValueError(f"--{onpolicy[0].replace('_', '-')} is an on-policy flag; it has no meaning for "
+                             f"--algo {args.algo}. Off-policy flags: see `hetero train --help` (off-policy group).")
+        run = _given(args, _RUN + ("hidden", "critic_lr"))
+        own = {_SHARED[k]: v for k, v in _given(args, _SHARED).items() if k not in ("hidden", "critic_lr")}
+        own.update(_given(args, [f.name for f in dataclasses.fields(OffPolicyConfig) if f.name not in _OWN_SKIP]))
+    trainer, eval_env, run = build(run, own, env_factory)
+    if run["threads"]:
+        torch.set_num_threads(run["threads"])
+    if resume:
+        obj = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+        trainer.load_state_dict(obj["trainer"])
+        trainer.gen.set_state(obj["rng"])
+        iteration = obj["iteration"]
+        print(f"resuming {run_dir} at iteration {iteration} ({trainer.env_steps} env steps)", file=sys.stderr)
+    else:
+        iteration = 0
+        name = run["run_name"] or default_run_name(run["env"], run["algo"], run["sharing"], trainer.cfg.seed)
+        run_dir = make_run_dir(run["out_dir"], name)
+    write_json(run_dir / "config.json", {
+        "kind": CHECKPOINT_KIND, "run": {**run, "hidden": list(run["hidden"])},
+        "config": {**dataclasses.asdict(trainer.cfg), "hidden": list(trainer.cfg.hidden)},
+        "resolved": {"layout": list(trainer.layout), "append_id": trainer.sharing.append_id},
+        "env_spec": {k: v for k, v in vars(trainer.env.spec).items()},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()}, "command": " ".join(sys.argv)})
+    train_loop(trainer, eval_env, run, run_dir, iteration)
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    return run_dir
+
+
+def save(trainer: OffPolicyTrainer, run_dir: Path, iteration: int) -> None:
+    obj = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
+    atomic_torch_save(obj, run_dir / "checkpoint.pt")
+    atomic_torch_save(obj, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
+
+
+def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, iteration: int = 0, callback=None) -> None:  # noqa: ANN001
+    """Iterate until ``run['frames']`` env steps: metrics.csv, periodic evaluation and checkpoints.
+
+    ``callback(trainer, metrics)`` runs after every iteration (e.g. HetDPS applying a plan)."""
+    from tqdm.auto import tqdm
+
+    log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration)
+    per_it = trainer.cfg.train_interval * trainer.env.num_envs
+    total = -(-run["frames"] // per_it)
+    bar = tqdm(total=total * per_it, initial=trainer.env_steps, unit="frame", unit_scale=True, disable=not run["progress"],
+               desc=f"{run['algo']} {run['sharing']} {run['env']}", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        while iteration < total:
+            m = dict(trainer.iterate())
+            iteration += 1
+            m.update(iteration=iteration, frames=trainer.env_steps, updates=trainer.n_updates,
+                     train_return=trainer.mean_return())
+            if (run["eval_interval"] and iteration % run["eval_interval"] == 0) or iteration == total:
+                m["eval_return"] = trainer.evaluate(eval_env, run["eval_episodes"], seed=trainer.cfg.seed + 10_000)
+            if callback is not None:
+                callback(trainer, m)
+            m["wall_s"] = time.perf_counter() - t0
+            m["layout"] = "-".join(map(str, trainer.layout))
+            log.log(m)
+            bar.update(per_it)
+            post = {"ret": f"{m['train_return']:.3g}" if math.isfinite(m["train_return"]) else "nan"}
+            if "eval_return" in m:
+                post["eval"] = f"{m['eval_return']:.3g}"
+            bar.set_postfix(post)
+            if (run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0) or iteration == total:
+                save(trainer, run_dir, iteration)
+    finally:
+        bar.close()
+        log.close()
