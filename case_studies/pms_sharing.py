@@ -3,7 +3,7 @@
 Trains MAPPO with FPS, NPS, FPS+id and the true colour groups (``groups:env``) on each task and
 seed, then plots the training return (mean +- std over seeds) against env frames.
 
-Scaled-down run behind case_studies/out/pms_sharing (2 tasks x 4 sharings x 2 seeds x 120k frames,
+Scaled-down run behind case_studies/results/pms_sharing (2 tasks x 4 sharings x 2 seeds x 120k frames,
 ~25 min on 2 shared CPU cores, one torch thread per run):
     .venv/bin/python case_studies/pms_sharing.py --tasks pms_15a_3c pms_15a_5c --seeds 0 1 --frames 120000
 Paper scale (hours on CPU; use --device cuda where available):
@@ -93,7 +93,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=1_000_000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="case_studies/out/pms_sharing", help="figure and summary.json")
+    p.add_argument("--out", default="case_studies/results/pms_sharing", help="figure and summary.json")
     p.add_argument("--runs-dir", default="runs/pms_sharing", help="run folders (git-ignored runs/ by default)")
     a = p.parse_args()
     out = Path(a.out)
