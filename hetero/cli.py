@@ -60,12 +60,13 @@ def _kinds(arg: str, have_policy: bool) -> list[str]:
     return out
 
 
-def _behaviour(env, spec: str, trainer):
+def _behaviour(spec: str, trainer, seed: int):
     """The behaviour policy that fills the sample pool (paper: training trajectories)."""
-    if spec == "heuristic" or spec == "random":
+    if spec in ("heuristic", "random"):
         return spec
-    if spec.startswith("checkpoint:"):
-        return trainer.act if trainer is not None else None
+    if spec.startswith("checkpoint:"):  # the trained policies, sampling their own actions
+        gen = torch.Generator().manual_seed(seed)
+        return lambda o: trainer.actor.act(o.obs.to(trainer.device), o.avail_actions, generator=gen)[0]
     raise SystemExit(f"error: --behaviour {spec!r}; use heuristic, random or checkpoint:RUN_DIR.")
 
 
@@ -81,9 +82,12 @@ def cmd_quantify(args) -> int:
     if ckpt:
         from marl_backends.trainers.checkpoint import load_trainer
 
-        trainer = load_trainer(ckpt)
-        if args.env and trainer.env_name != args.env:
-            raise SystemExit(f"error: checkpoint {ckpt} was trained on {trainer.env_name!r}, not --env {args.env!r}.")
+        try:
+            trainer = load_trainer(ckpt)
+        except FileNotFoundError as e:
+            raise SystemExit(f"error: {e}")
+        if trainer.cfg.env != args.env:
+            raise SystemExit(f"error: checkpoint {ckpt} was trained on {trainer.cfg.env!r}, not --env {args.env!r}.")
     try:
         env = make_env(args.env, num_envs=max(1, -(-args.samples // 50)), device=args.device, seed=args.seed,
                        continuous=args.continuous)
@@ -98,7 +102,7 @@ def cmd_quantify(args) -> int:
 
             policy_fn = make_policy(env.spec, sharing="nps", seed=args.seed).distribution_params
             print("note: --kind policy without --checkpoint measures random-init (NPS) policies.")
-    behaviour = _behaviour(env, args.behaviour, trainer)
+    behaviour = _behaviour(args.behaviour, trainer, args.seed)
     cfg = QuantifyConfig(
         mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
         device=args.device, cvae=replace(CVAEConfig(), epochs=args.epochs),
@@ -117,7 +121,9 @@ def cmd_quantify(args) -> int:
     from tqdm import tqdm
 
     summary = {"env": args.env, "behaviour": args.behaviour, "pool_rows": pool.rows, "kinds": {}}
-    n_fits = sum(2 if k == "meta" and cfg.null_model else 1 for k in kinds)  # meta also fits its null
+    model_kinds = env.model.kinds if env.model is not None else frozenset()
+    free = [k for k in kinds if k == "meta" or (k != "policy" and (k not in model_kinds or cfg.mode == "model-free"))]
+    n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
     bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=args.quiet, leave=False)
     for kind in kinds:
         res = quantify(pool, kind, cfg, model=env.model, policy_fn=policy_fn if kind == "policy" else None,
@@ -204,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+    if str(getattr(args, "device", None) or "cpu").startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but CUDA is not available here; use --device cpu.")
     return args.func(args)
 
