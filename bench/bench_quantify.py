@@ -4,6 +4,7 @@ Reproduce (2-core CPU machine, torch CPU build):
 
     python bench/bench_quantify.py kernel            # all-pairs W2: cdist kernel vs [B,N,N,D] broadcast
     python bench/bench_quantify.py scale             # quantify meta on PMS with 15, 30, 60, 120 agents
+                                                     # (3 colours of N/3, 64 episodes, default settings)
 
 Each measurement runs in a fresh child process, so its peak resident memory (ru_maxrss, minus the
 process's size after imports) is its own.
@@ -48,7 +49,7 @@ def _scale_job(groups: tuple[int, ...], q) -> None:
     from marl_backends.envs.sampling import collect_pool
     from marl_backends.envs.vmas_env import VmasEnv
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # as `hetero quantify` does by default
     base = _rss_mb()
     t0 = time.perf_counter()
     env = VmasEnv(PmsScenario(), f"pms_{sum(groups)}a_{len(groups)}c", 64, "cpu", 0, False, 50, groups=groups)

@@ -74,6 +74,7 @@ def cmd_quantify(args) -> int:
     from marl_backends.envs import make_env
     from marl_backends.envs.sampling import collect_pool
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     run_dir = Path(args.out) if args.out else Path("runs") / "quantify" / f"{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     kinds = _kinds(args.kind, have_policy=True)
@@ -121,6 +122,7 @@ def cmd_quantify(args) -> int:
     from tqdm import tqdm
 
     summary = {"env": args.env, "behaviour": args.behaviour, "pool_rows": pool.rows, "kinds": {}}
+    matrices: dict[str, np.ndarray] = {}
     model_kinds = env.model.kinds if env.model is not None else frozenset()
     free = [k for k in kinds if k == "meta" or (k != "policy" and (k not in model_kinds or cfg.mode == "model-free"))]
     n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
@@ -131,6 +133,7 @@ def cmd_quantify(args) -> int:
         groups = cluster(res.matrix, res.noise_floor, seed=args.seed)
         stats = group_stats(res.matrix, groups.labels)
         res.save(run_dir / "matrices")
+        matrices[kind] = res.matrix
         entry = {"mode": res.mode, "groups": list(groups.labels), "n_groups": groups.n_groups,
                  "grouping": groups.method, "note": groups.note, "noise_floor": res.noise_floor,
                  "between": stats["between"], "within": stats["within"], "ratio": stats["ratio"],
@@ -151,6 +154,11 @@ def cmd_quantify(args) -> int:
         if groups.note:
             print("note:", groups.note)
     bar.close()
+    if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
+        from hetero.plotting import matrix_panels
+
+        panels = [(KINDS[k].title, matrices[k], summary["kinds"][k]["groups"]) for k in kinds]
+        matrix_panels(panels, run_dir / "figures" / "all_kinds", suptitle=args.env)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
     summary["timings"] = timings
     _write_json(run_dir / "summary.json", summary)
@@ -168,6 +176,70 @@ def cmd_envs(args) -> int:
 
     for name, desc in list_envs().items():
         print(f"{name:28s} {desc}")
+    return 0
+
+
+def _rounds(run: Path) -> list[dict]:
+    log = run / "hetdps_rounds.jsonl"
+    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+
+
+def _checkpoint_near(run: Path, update: int) -> Path:
+    ckpts = sorted((run / "checkpoints").glob("iter_*.pt"))
+    if not ckpts:
+        raise SystemExit(f"error: {run} has no checkpoints/iter_*.pt; --at needs a run trained with checkpoints.")
+    return min(ckpts, key=lambda p: abs(int(p.stem.split("_")[1]) - update))
+
+
+def cmd_plot(args) -> int:
+    """Figures of a training run: HetDPS matrices across rounds, the group timeline, reward curves
+    against other runs, and (--kinds/--at) matrices quantified from checkpoints (paper Fig. 4)."""
+    from hetero.plotting import curves, evenly, group_timeline, matrix_panels
+
+    run = Path(args.run_dir)
+    if not (run / "metrics.csv").exists():
+        raise SystemExit(f"error: {run} has no metrics.csv; pass a run folder written by `hetero train`.")
+    out = Path(args.out) if args.out else run / "figures"
+    fmts = tuple(args.formats.split(","))
+    written: list[Path] = []
+    rounds = _rounds(run)
+    npz = {int(p.stem.split("_")[-1]): p for p in run.glob("hetdps_round_*.npz")}
+    if npz:
+        pick = evenly(sorted(npz), args.panels)
+        panels = []
+        for u in pick:
+            z = np.load(npz[u])
+            panels.append((f"update {u} ({len(set(z['labels'].tolist()))} groups)", z["matrix"], z["labels"]))
+        kind = json.loads((run / "config.json").read_text()).get("hetdps_kind", "") if (run / "config.json").exists() else ""
+        written += matrix_panels(panels, out / "hetdps_matrices", fmts, suptitle=f"HetDPS rounds ({kind})")
+    if rounds:
+        written += group_timeline([r["update"] for r in rounds], [r["labels"] for r in rounds], out / "group_timeline", fmts)
+    series = {}
+    from marl_backends.trainers.run_io import read_metrics
+
+    for r in [run, *map(Path, args.compare)]:
+        rows = read_metrics(r)
+        name = r.name if r != run else f"{r.name} (this run)"
+        series[name] = ([x["frames"] for x in rows], [x["train_return"] for x in rows])
+    written += curves(series, out / "rewards", ylabel="training episode return", formats=fmts)
+    if args.at:
+        from marl_backends.trainers import load_trainer
+
+        panels = []
+        for u in [int(x) for x in args.at.split(",")]:
+            ck = _checkpoint_near(run, u)
+            tr = load_trainer(ck, progress=False)
+            pool = tr.sample_pool()
+            for kind in args.kinds.split(","):
+                if kind not in KINDS:
+                    raise SystemExit(f"error: unknown kind {kind!r} in --kinds; choose from {', '.join(KINDS)}.")
+                res = quantify(pool, kind, QuantifyConfig(train_samples=args.train_samples, seed=args.seed),
+                               model=getattr(tr.env, "model", None), policy_fn=tr.policy_distributions)
+                g = cluster(res.matrix, res.noise_floor, seed=args.seed)
+                panels.append((f"{KINDS[kind].title} @ update {tr.iteration}", res.matrix, g.labels))
+        written += matrix_panels(panels, out / "matrices_by_update", fmts)
+    for pth in written:
+        print(pth)
     return 0
 
 
@@ -189,10 +261,25 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--continuous", action="store_true", help="continuous actions (PMS / spread)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the CVAEs are small, and more threads only pay off "
+                        "on an idle many-core machine; measured 10x slower with 2 threads on a busy 2-core one)")
     q.add_argument("--out", default=None, help="run folder (default runs/quantify/ENV-TIME)")
     q.add_argument("--no-plots", action="store_true")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_quantify)
+
+    pl = sub.add_parser("plot", help="figures of a training run: HetDPS matrices, group timeline, reward curves")
+    pl.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `hetero train`")
+    pl.add_argument("--compare", nargs="*", default=[], metavar="RUN", help="other run folders for the reward curves")
+    pl.add_argument("--out", default=None, help="figure folder (default RUN_DIR/figures)")
+    pl.add_argument("--panels", type=int, default=4, help="HetDPS rounds shown (evenly spaced, first and last)")
+    pl.add_argument("--at", default="", help="updates to quantify from checkpoints, e.g. 500,1500 (paper Fig. 4)")
+    pl.add_argument("--kinds", default="policy,meta", help="kinds quantified with --at (default policy,meta)")
+    pl.add_argument("--train-samples", type=int, default=2000, help="CVAE training conditions per --at matrix")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--formats", default="png,pdf", help="comma list of figure formats")
+    pl.set_defaults(func=cmd_plot)
 
     e = sub.add_parser("envs", help="list the available environments")
     e.set_defaults(func=cmd_envs)
