@@ -3,5 +3,13 @@ from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
 from hetero.samples import SamplePool
 
-__all__ = ["RegroupPlan", "ModelAccess", "SharingTrainer", "SamplePool"]
+__all__ = ["RegroupPlan", "ModelAccess", "SharingTrainer", "SamplePool", "HetDPS", "HetDPSConfig"]
+
+
+def __getattr__(name: str):  # lazy: HetDPS pulls in quantify/sklearn only when used
+    if name in ("HetDPS", "HetDPSConfig"):
+        from hetero import hetdps
+
+        return getattr(hetdps, name)
+    raise AttributeError(f"module 'hetero' has no attribute {name!r}")
 __version__ = "0.1.0"

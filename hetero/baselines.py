@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from sklearn.cluster import KMeans
 
@@ -24,6 +24,7 @@ from hetero.cvae import CVAEConfig, fit_cvae
 from hetero.grouping import canonical
 from hetero.protocols import SharingTrainer
 from hetero.quantify import QuantifyConfig, quantify
+from hetero.samples import SamplePool
 
 
 class SePSGrouper:
@@ -37,29 +38,37 @@ class SePSGrouper:
         self.k, self.cvae, self.samples, self.seed = k, cvae, samples, seed
         self.done = False
 
-    def embeddings(self, trainer: SharingTrainer) -> np.ndarray:
-        pool = trainer.sample_pool().validate()
+    def embeddings(self, pool: SamplePool) -> np.ndarray:
+        """Mean of the id-only encoder f(z|i) for every agent i, [N, latent]."""
+        pool = pool.validate()
         n = pool.n_agents
         gen = torch.Generator().manual_seed(self.seed)
         rows = torch.randint(pool.rows, (self.samples * n,), generator=gen)
         agents = torch.arange(n).repeat(self.samples)
         x = torch.cat([pool.obs, pool.action], -1)[rows, agents]
         y = torch.cat([pool.next_obs, pool.reward.unsqueeze(-1)], -1)[rows, agents]
-        mask = torch.cat([pool.obs_mask, torch.ones(n, 1, dtype=torch.bool)], -1)[agents]
+        mask = torch.cat([pool.obs_mask.to(torch.bool), torch.ones(n, 1, dtype=torch.bool)], -1)[agents]
         torch.manual_seed(self.seed)
         model, _ = fit_cvae(x, y, mask, self.cvae, agent=agents, n_agents=n, generator=gen, encoder_x=False)
         with torch.no_grad():
             mu, _ = model.encode(x[:n], agent=torch.arange(n))
         return mu.numpy()
 
-    def propose(self, trainer: SharingTrainer, round_index: int):
+    def propose(self, pool: SamplePool, trainer: SharingTrainer, round_index: int):
         if self.done:
-            return None, {"note": "SePS groups once, before training proper"}
-        emb = self.embeddings(trainer)
+            return None, {"note": "SePS groups once (its first round) and keeps that layout"}
+        emb = self.embeddings(pool)
         k = min(self.k, emb.shape[0])
         labels = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(emb).labels_
         self.done = True
-        return canonical(labels), {"k": k}
+        d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
+        return canonical(labels), {"k": k, "matrix": d}
+
+    def state_dict(self) -> dict:
+        return {"done": self.done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.done = bool(state["done"])
 
 
 class MADPSGrouper:
@@ -80,8 +89,9 @@ class MADPSGrouper:
             idx = np.flatnonzero(labels == g)
             if len(idx) > 1 and d[np.ix_(idx, idx)].max() > self.division:
                 sub = d[np.ix_(idx, idx)]
-                halves = fcluster(linkage(squareform(0.5 * (sub + sub.T), checks=False), "average"), 2, "maxclust")
-                labels[idx[halves == 2]] = nxt
+                z = linkage(squareform(0.5 * (sub + sub.T), checks=False), "average")
+                halves = cut_tree(z, n_clusters=2).ravel()  # fcluster(maxclust) returns 1 cluster on tied heights
+                labels[idx[halves == 1]] = nxt
                 nxt += 1
         while True:
             groups = np.unique(labels)
@@ -95,10 +105,10 @@ class MADPSGrouper:
                 return canonical(labels)
             labels[labels == pair[1]] = pair[0]
 
-    def propose(self, trainer: SharingTrainer, round_index: int):
+    def propose(self, pool: SamplePool, trainer: SharingTrainer, round_index: int):
         from dataclasses import replace
 
-        res = quantify(trainer.sample_pool(), "policy", replace(self.cfg, seed=self.seed + round_index),
+        res = quantify(pool, "policy", replace(self.cfg, seed=self.seed + round_index),
                        policy_fn=trainer.policy_distributions)
         return self.regroup(res.matrix, trainer.layout), {"matrix": res.matrix, "noise_floor": res.noise_floor}
 

@@ -74,6 +74,32 @@ def _merge_below_floor(d: np.ndarray, labels: np.ndarray, floor: float) -> np.nd
         labels[labels == pair[1]] = pair[0]
 
 
+def _net_similarity(s_mat: np.ndarray, pref: float, centers: np.ndarray) -> float:
+    """AP's objective: preference per exemplar + similarity of every point to its nearest exemplar."""
+    return pref * len(centers) + float(s_mat[:, centers].max(1).sum() - s_mat[centers, centers].sum())
+
+
+def _refine_exemplars(s_mat: np.ndarray, pref: float, centers: np.ndarray) -> np.ndarray:
+    """Greedy add/remove-one-exemplar search on AP's own objective, from AP's solution.
+
+    Message passing can settle in a poor fixed point when similarities tie (exact zeros between
+    identical agents): e.g. 3 clean groups at distance ~1.5 returned as 2 for one random_state.
+    Each step takes the single exemplar addition or removal that raises the net similarity most.
+    """
+    centers = np.unique(centers)
+    best = _net_similarity(s_mat, pref, centers)
+    n = s_mat.shape[0]
+    while True:
+        cands = [np.append(centers, k) for k in range(n) if k not in set(centers.tolist())]
+        if len(centers) > 1:
+            cands += [np.delete(centers, i) for i in range(len(centers))]
+        scores = [_net_similarity(s_mat, pref, c) for c in cands]
+        if not scores or max(scores) <= best + 1e-9:
+            return centers
+        k = int(np.argmax(scores))
+        centers, best = np.unique(cands[k]), scores[k]
+
+
 def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clustering:
     """Group agents from a distance matrix, knowing the noise floor.
 
@@ -82,7 +108,8 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clusterin
     net similarity (AP's own objective; a single run can stall in a poor solution on tied
     distances, e.g. exact zeros between identical agents); average-linkage clustering cut at the
     floor if no run converges; finally clusters closer than the floor are merged, which undoes
-    any over-split. Never raises on a valid matrix.
+    any over-split. AP's solution is polished by a greedy add/remove-one-exemplar search on its
+    own objective (see ``_refine_exemplars``). Never raises on a valid matrix.
     """
     d = _check_matrix(d)
     n = d.shape[0]
@@ -106,9 +133,12 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clusterin
             continue
         net = pref * len(centers) + s_mat[np.arange(n), centers[ap.labels_]].sum()
         if net > best + 1e-12:
-            labels, best = ap.labels_, net
+            labels, best, best_centers = ap.labels_, net, centers
     if labels is not None:
         note = ""
+        centers = _refine_exemplars(s_mat, pref, np.unique(best_centers))
+        labels = np.argmax(s_mat[:, centers], axis=1)
+        labels[centers] = np.arange(len(centers))  # an exemplar belongs to itself
     else:
         method = "hierarchical-fallback"
         z = linkage(squareform(d, checks=False), method="average")

@@ -83,3 +83,29 @@ def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], stem: str
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, stem, formats)
+
+
+def group_timeline(updates: Sequence[int], layouts: Sequence[Sequence[int]], stem: str | Path,
+                   formats: Sequence[str] = ("png", "pdf"), title: str = "") -> list[Path]:
+    """Agent x round image of the network each agent uses (HetDPS keeps matched networks' indices,
+    so a colour staying put across rounds is the same network)."""
+    lab = np.asarray(layouts, dtype=int).T  # [N, rounds]
+    n, r = lab.shape
+    fig, ax = plt.subplots(figsize=(min(12.0, 2.0 + 0.5 * r), min(8.0, 1.5 + 0.22 * n)))
+    cmap = plt.get_cmap("tab20", max(int(lab.max()) + 1, 1))
+    ax.imshow(lab, aspect="auto", cmap=cmap, interpolation="nearest", vmin=-0.5, vmax=lab.max() + 0.5)
+    step = max(1, r // 12)
+    counts = [len(set(lab[:, j])) for j in range(r)]
+    ax.set_xticks(np.arange(r)[::step], [f"{u}\n{g}g" for u, g in list(zip(updates, counts))[::step]], fontsize=7)
+    ax.set_yticks(np.arange(n), [str(i) for i in range(n)], fontsize=6 if n > 20 else 7)
+    ax.set_xlabel("update of the regrouping round / groups after it")
+    ax.set_ylabel("agent")
+    ax.set_title(title or "network of each agent across rounds", fontsize=10)
+    return save_figure(fig, stem, formats)
+
+
+def evenly(items: Sequence, k: int) -> list:
+    """Up to k items spread evenly from first to last."""
+    if len(items) <= k:
+        return list(items)
+    return [items[int(round(i))] for i in np.linspace(0, len(items) - 1, k)]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 SHARING_HELP = (
     "nps (one group per agent) | fps (one shared group) | fps-id (one shared group, one-hot agent id "
     "appended to the observation) | groups:0,0,1,1,... (static ParPS, one label per agent) | "
-    "groups:env (the env's ground-truth agent types, e.g. PMS colours)"
+    "groups:env (the env's ground-truth agent types, e.g. PMS colours) | hetdps[:INIT] (regrouped online by "
+    "HetDPS, starting from INIT, one of the above; default fps)"
 )
 
 
@@ -65,6 +66,15 @@ def parse_sharing(sharing: str, n_agents: int, env_groups: tuple[int, ...] | Non
     Raises a ValueError naming the bad string and listing the accepted forms.
     """
     s = sharing.strip().lower()
+    if s.startswith("hetdps"):  # dynamic: the initial layout; HetDPS changes it at run time
+        init = s[len("hetdps"):].lstrip(":") or "fps"
+        if init.startswith("hetdps"):
+            raise ValueError(f"--sharing {sharing!r}: the initial layout of hetdps cannot itself be hetdps.")
+        try:
+            inner = parse_sharing(init, n_agents, env_groups)
+        except ValueError as e:
+            raise ValueError(f"--sharing {sharing!r}, initial layout of HetDPS: {e}") from None
+        return Sharing(sharing, inner.layout, inner.append_id)
     if s == "nps":
         return Sharing(sharing, tuple(range(n_agents)))
     if s == "fps":

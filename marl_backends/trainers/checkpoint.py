@@ -4,7 +4,9 @@
 ``run_dir/checkpoints/iter_XXXXXX.pt`` keeps one file per checkpoint interval so that policies
 can be compared across training (Policy-Het evolution). A checkpoint stores the config, network
 and optimiser state (layout included), value normalisation, RNG states and counters: resuming
-continues with the same numbers as an uninterrupted run.
+continues with the same numbers as an uninterrupted run. With ``--sharing hetdps`` the trainer
+carries a :class:`hetero.HetDPS` (``trainer.hetdps``) whose round history and gathered sample
+pool are checkpointed too, so ``--resume`` continues with the same layout and round history.
 """
 from __future__ import annotations
 
@@ -24,14 +26,39 @@ CHECKPOINT_VERSION = 1
 
 
 def make_trainer(cfg: TrainConfig, env_factory: EnvFactory | None = None) -> OnPolicyTrainer:
-    """The trainer for ``cfg.algo`` (envs from the registry unless ``env_factory`` is given)."""
-    return TRAINERS[cfg.algo](cfg, env_factory)
+    """The trainer for ``cfg.algo`` (envs from the registry unless ``env_factory`` is given);
+    with ``--sharing hetdps`` it gets its HetDPS controller as ``trainer.hetdps``."""
+    trainer = TRAINERS[cfg.algo](cfg, env_factory)
+    trainer.hetdps = build_hetdps(trainer, cfg) if cfg.dynamic_sharing else None
+    return trainer
+
+
+def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
+    """The HetDPS controller (with the grouper ``cfg.grouper``) for a trainer, from the config."""
+    from hetero.baselines import MADPSGrouper, SePSGrouper
+    from hetero.cvae import CVAEConfig
+    from hetero.hetdps import HetDPS, HetDPSConfig
+    from hetero.quantify import QuantifyConfig
+
+    qcfg = QuantifyConfig(train_samples=cfg.hetdps_samples, eval_samples=max(1, cfg.hetdps_samples // 2),
+                          device=cfg.device, cvae=CVAEConfig(epochs=10))
+    hcfg = HetDPSConfig(kind=cfg.hetdps_kind, interval=cfg.hetdps_interval, merge=cfg.merge,
+                        pool_rollouts=cfg.hetdps_rollouts, no_structure=cfg.hetdps_no_structure, quantify=qcfg,
+                        seed=cfg.seed)
+    grouper = None
+    if cfg.grouper == "seps":
+        grouper = SePSGrouper(cfg.seps_k, samples=cfg.seps_samples, seed=cfg.seed)
+    elif cfg.grouper == "madps":
+        grouper = MADPSGrouper(cfg.madps_fusion, cfg.madps_division, qcfg, seed=cfg.seed)
+    return HetDPS(trainer, hcfg, model=getattr(trainer.env, "model", None), grouper=grouper)
 
 
 def save_checkpoint(trainer: OnPolicyTrainer, run_dir: str | Path, keep: bool = True) -> Path:
     """Write ``checkpoint.pt`` (and ``checkpoints/iter_*.pt`` if ``keep``) atomically."""
     run_dir = Path(run_dir)
     obj = {"version": CHECKPOINT_VERSION, "config": trainer.cfg.to_dict(), "trainer": trainer.state_dict()}
+    if getattr(trainer, "hetdps", None) is not None:
+        obj["hetdps"] = trainer.hetdps.state_dict()
     path = run_dir / "checkpoint.pt"
     atomic_torch_save(obj, path)
     if keep:
@@ -64,4 +91,6 @@ def load_trainer(run_dir: str | Path, env_factory: EnvFactory | None = None, **o
     cfg = TrainConfig.from_dict(obj["config"]).replace(**overrides)
     trainer = make_trainer(cfg, env_factory)
     trainer.load_state_dict(obj["trainer"])
+    if getattr(trainer, "hetdps", None) is not None and "hetdps" in obj:
+        trainer.hetdps.load_state_dict(obj["hetdps"])
     return trainer

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from marl_backends.nets.layout import SHARING_HELP
 
 ALGOS = ("mappo", "happo", "hamdpo")
+GROUPERS = ("hetdps", "seps", "madps")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,19 @@ class TrainConfig:
     Attributes:
         env: registry name of the env, e.g. pms_15a_3c, spread_v0, balance.
         algo: mappo | happo | hamdpo.
-        sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps).
+        sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps); hetdps = regroup online (HetDPS, paper Sec. 5, Alg. 1) starting from --hetdps-init (also written hetdps:nps, hetdps:groups:0,0,1,...).
+        hetdps_init: initial layout of --sharing hetdps: fps | nps | fps-id | groups:... .
+        hetdps_kind: heterogeneity kind that drives HetDPS: meta | policy | obs | response | effect | objective.
+        hetdps_interval: trainer updates (iterations) between two regrouping rounds.
+        hetdps_rollouts: the heterogeneity sample pool holds this many latest rollouts (Alg. 1 line 5), gathered just before each round.
+        hetdps_samples: conditions x each round's CVAE trains on (it averages distances over half as many).
+        hetdps_no_structure: a model-free round that finds nothing beyond its noise floor: keep (leave the layout; default) | merge (one group).
+        merge: how merged networks combine their parameters: majority | random | average | weighted.
+        grouper: who regroups under --sharing hetdps: hetdps (heterogeneity + Affinity Propagation) | seps (SePS: VAE agent embedding + k-means with fixed --seps-k, once) | madps (MADPS: policy distance with --madps-fusion / --madps-division thresholds).
+        seps_k: SePS number of groups k (required with --grouper seps).
+        seps_samples: SePS: transitions per agent the embedding VAE trains on.
+        madps_fusion: MADPS fusion threshold: groups whose mean policy distance is below it merge (default tuned on pms_15a_3c, where Policy-Het gives ~1.4 within and ~2.5 between colours after 120k frames; retune per task).
+        madps_division: MADPS division threshold: a group whose largest policy distance exceeds it splits in two.
         seed: seed for networks, sampling and env resets (same seed, same numbers on CPU).
         frames: total env steps to train for (summed over parallel envs).
         num_envs: parallel envs per rollout (HARL n_rollout_threads).
@@ -70,6 +83,18 @@ class TrainConfig:
     env: str = "pms_15a_3c"
     algo: str = "mappo"
     sharing: str = ""
+    hetdps_init: str = "fps"
+    hetdps_kind: str = "meta"
+    hetdps_interval: int = 50
+    hetdps_rollouts: int = 4
+    hetdps_samples: int = 1000
+    hetdps_no_structure: str = "keep"
+    merge: str = "weighted"
+    grouper: str = "hetdps"
+    seps_k: int = 0
+    seps_samples: int = 2000
+    madps_fusion: float = 2.0
+    madps_division: float = 3.0
     seed: int = 0
     frames: int = 1_000_000
     num_envs: int = 20
@@ -124,14 +149,48 @@ class TrainConfig:
                      "critic_minibatches", "eval_episodes", "frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)}).")
+        self._check_hetdps()
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"--hidden must list positive layer sizes, e.g. 128,128 (got {self.hidden}).")
         if self.num_minibatches > self.num_envs * self.rollout_steps:
             raise ValueError("--num-minibatches exceeds the batch size num_envs * rollout_steps; lower it.")
 
+    def _check_hetdps(self) -> None:
+        from hetero.grouping import MERGE_MODES
+        from hetero.kinds import KINDS
+
+        if self.merge not in MERGE_MODES:
+            raise ValueError(f"unknown --merge {self.merge!r}; expected one of {' | '.join(MERGE_MODES)}.")
+        if self.grouper not in GROUPERS:
+            raise ValueError(f"unknown --grouper {self.grouper!r}; expected one of {' | '.join(GROUPERS)}.")
+        if not self.dynamic_sharing:
+            if self.grouper != "hetdps":
+                raise ValueError(f"--grouper {self.grouper} regroups online; use it with --sharing hetdps.")
+            return
+        if self.hetdps_kind not in KINDS:
+            raise ValueError(f"unknown --hetdps-kind {self.hetdps_kind!r}; expected one of {' | '.join(KINDS)}.")
+        if self.hetdps_no_structure not in ("merge", "keep"):
+            raise ValueError(f"unknown --hetdps-no-structure {self.hetdps_no_structure!r}; expected merge | keep.")
+        for name in ("hetdps_interval", "hetdps_rollouts", "hetdps_samples", "seps_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)}).")
+        if self.grouper == "seps" and self.seps_k < 1:
+            raise ValueError("--grouper seps needs the number of groups: give --seps-k K (K >= 1); SePS does not "
+                             "find it itself (paper Table 2).")
+        if self.grouper == "madps" and not 0 <= self.madps_fusion < self.madps_division:
+            raise ValueError(f"--grouper madps needs 0 <= --madps-fusion < --madps-division (got "
+                             f"{self.madps_fusion}, {self.madps_division}).")
+
+    @property
+    def dynamic_sharing(self) -> bool:
+        """True for --sharing hetdps (any initial layout): a grouper regroups online."""
+        return self.sharing.strip().lower().startswith("hetdps")
+
     # --- resolved defaults -------------------------------------------------------------------
     @property
     def sharing_resolved(self) -> str:
+        if self.sharing.strip().lower() == "hetdps":
+            return f"hetdps:{self.hetdps_init}"
         return self.sharing or ("fps" if self.algo == "mappo" else "nps")
 
     @property

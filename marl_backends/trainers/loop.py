@@ -18,8 +18,10 @@ Callback = Callable[[OnPolicyTrainer, dict], None]
 def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | None = None) -> Path:
     """Train until ``cfg.frames`` (continuing from ``trainer.iteration`` when resumed).
 
-    ``callback(trainer, metrics)`` runs after every iteration (e.g. HetDPS applying a plan);
-    it may add entries to ``metrics`` before they are logged.
+    ``callback(trainer, metrics)`` runs after every iteration; it may add entries to
+    ``metrics`` before they are logged. A trainer built with ``--sharing hetdps`` carries its
+    HetDPS controller (``trainer.hetdps``): it runs after every update, before evaluation, and
+    logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz).
     """
     cfg, run_dir = trainer.cfg, Path(run_dir)
     log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration)
@@ -28,10 +30,16 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
     bar = tqdm(total=total * cfg.batch_frames, initial=trainer.frames, unit="frame", unit_scale=True,
                disable=not cfg.progress, desc=f"{cfg.algo} {cfg.sharing_resolved} {cfg.env}", dynamic_ncols=True)
     last_ret = float("nan")
+    hetdps = getattr(trainer, "hetdps", None)
+    if hetdps is not None:
+        hetdps.attach_log(run_dir)
     try:
         while trainer.iteration < total:
             m = trainer.iterate()
             it = trainer.iteration
+            if hetdps is not None:
+                hetdps.after_update(it)
+                m.update(hetdps.metrics())
             if (cfg.eval_interval and it % cfg.eval_interval == 0) or it == total:
                 m.update(trainer.evaluate())
             if callback is not None:
