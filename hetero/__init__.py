@@ -3,6 +3,7 @@ from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
 from hetero.samples import SamplePool
 
+__version__ = "0.1.0"
 __all__ = ["RegroupPlan", "ModelAccess", "SharingTrainer", "SamplePool", "HetDPS", "HetDPSConfig"]
 
 
@@ -12,4 +13,3 @@ def __getattr__(name: str):  # lazy: HetDPS pulls in quantify/sklearn only when 
 
         return getattr(hetdps, name)
     raise AttributeError(f"module 'hetero' has no attribute {name!r}")
-__version__ = "0.1.0"
