@@ -11,8 +11,9 @@ Trains MAPPO under every method on each task and seed, then writes
 
 Methods (all MAPPO; ``--hetdps-interval`` etc. as on the CLI):
   fps, nps, fps-id                 static layouts
-  hetdps-fps / hetdps-nps          HetDPS, Meta-Het, starting from FPS / NPS (no_structure=merge)
-  hetdps-nps-keep                  HetDPS from NPS, layout kept while Meta-Het shows no structure
+  hetdps-fps / hetdps-nps          HetDPS, Meta-Het, starting from FPS / NPS (default no_structure=keep:
+                                   the layout is kept while Meta-Het shows no structure)
+  hetdps-fps-merge / -nps-merge    the same with no_structure=merge (a no-structure round means one group)
   seps                             SePS: id-only VAE embedding + k-means, k = the task's colour count
                                    (SePS needs k; the paper tunes it per task), grouped once
   madps                            MADPS from NPS: Policy-Het with fusion 2.0 / division 3.0
@@ -39,9 +40,10 @@ METHODS: dict[str, dict] = {
     "fps": dict(sharing="fps"),
     "nps": dict(sharing="nps"),
     "fps-id": dict(sharing="fps-id"),
-    "hetdps-fps": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="merge"),
-    "hetdps-nps": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="merge"),
-    "hetdps-nps-keep": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep"),
+    "hetdps-fps": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="keep"),
+    "hetdps-nps": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep"),
+    "hetdps-fps-merge": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="merge"),
+    "hetdps-nps-merge": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="merge"),
     "seps": dict(sharing="hetdps", hetdps_init="fps", grouper="seps"),
     "madps": dict(sharing="hetdps", hetdps_init="nps", grouper="madps"),
 }
