@@ -52,8 +52,8 @@ ABLATION_STUDY = {
 
 
 def run_variant(kind: str, spec: dict, env: str, frames: int, seed: int, out: Path, evals: int,
-                pu_prefix_min: int = 1) -> list[tuple[float, float]]:
-    """Train one variant; returns (env steps, eval return) pairs."""
+                pu_prefix_min: int = 1, own_kw: dict | None = None) -> list[tuple[float, float]]:
+    """Train one variant; returns (env steps, eval return) pairs. ``own_kw``: extra OffPolicyConfig fields."""
     out.mkdir(parents=True, exist_ok=True)
     if kind == "on":
         cfg = TrainConfig(env=env, continuous=True, frames=frames, seed=seed, num_envs=20, rollout_steps=100,
@@ -64,7 +64,7 @@ def run_variant(kind: str, spec: dict, env: str, frames: int, seed: int, out: Pa
         run = dict(env=env, frames=frames, num_envs=20, eval_episodes=20, checkpoint_interval=0, progress=False,
                    tensorboard=False, hidden=(128, 128), **spec)
         own = dict(seed=seed, batch_size=256, warmup_steps=2000, n_step=3, train_interval=5, buffer_size=200_000,
-                   pu_prefix_min=pu_prefix_min)
+                   pu_prefix_min=pu_prefix_min, **(own_kw or {}))
         trainer, eval_env, run = build(run, own)
         run["eval_interval"] = max(1, frames // (100 * evals))
         train_loop(trainer, eval_env, run, out)

@@ -60,12 +60,25 @@ def _kinds(arg: str, have_policy: bool) -> list[str]:
     return out
 
 
+def _load_checkpoint(path: str):
+    """The trainer saved in a `hetero train` run folder (on-policy or off-policy)."""
+    from marl_backends.offpolicy.checkpoint import is_offpolicy_checkpoint, load_offpolicy_trainer
+    from marl_backends.trainers.checkpoint import load_trainer
+
+    try:
+        return load_offpolicy_trainer(path) if is_offpolicy_checkpoint(path) else load_trainer(path)
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}")
+
+
 def _behaviour(spec: str, trainer, seed: int):
     """The behaviour policy that fills the sample pool (paper: training trajectories)."""
     if spec in ("heuristic", "random"):
         return spec
     if spec.startswith("checkpoint:"):  # the trained policies, sampling their own actions
         gen = torch.Generator().manual_seed(seed)
+        if hasattr(trainer, "act_behaviour"):  # off-policy: deterministic actor + exploration noise
+            return lambda o: trainer.act_behaviour(o.obs, o.avail_actions, generator=gen)[0]
         return lambda o: trainer.actor.act(o.obs.to(trainer.device), o.avail_actions, generator=gen)[0]
     raise SystemExit(f"error: --behaviour {spec!r}; use heuristic, random or checkpoint:RUN_DIR.")
 
@@ -81,12 +94,7 @@ def cmd_quantify(args) -> int:
     trainer = None
     ckpt = args.checkpoint or (args.behaviour[len("checkpoint:"):] if args.behaviour.startswith("checkpoint:") else None)
     if ckpt:
-        from marl_backends.trainers.checkpoint import load_trainer
-
-        try:
-            trainer = load_trainer(ckpt)
-        except FileNotFoundError as e:
-            raise SystemExit(f"error: {e}")
+        trainer = _load_checkpoint(ckpt)
         if trainer.cfg.env != args.env:
             raise SystemExit(f"error: checkpoint {ckpt} was trained on {trainer.cfg.env!r}, not --env {args.env!r}.")
     try:

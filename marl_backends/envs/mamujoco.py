@@ -180,6 +180,49 @@ class MaMuJoCoEnv:
             obs=self._stack(out),
         )
 
+    # ---- exact resume (used by the off-policy checkpoints, marl_backends/offpolicy/envstate.py) ----
+    @staticmethod
+    def _wrappers(env) -> list:
+        chain, w = [], env.single_agent_env
+        while w is not None:
+            chain.append(w)
+            w = getattr(w, "env", None)
+        return chain
+
+    def snapshot_state(self) -> list[dict]:
+        """Per simulator: MuJoCo's full integration state (mj_getState, incl. warm start), the
+        wrappers' counters (TimeLimit step count, ...) and the reset RNG; numpy only."""
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        out = []
+        for env in self._envs:
+            u = env.single_agent_env.unwrapped
+            buf = np.empty(mujoco.mj_stateSize(u.model, spec), np.float64)
+            mujoco.mj_getState(u.model, u.data, buf, spec)
+            counters = [{k: v for k, v in vars(w).items() if isinstance(v, (bool, int, float))} for w in self._wrappers(env)]
+            out.append({"mj": buf, "counters": counters, "rng": u.np_random.bit_generator.state,
+                        "agents": list(env.agents)})
+        return out
+
+    def restore_state(self, state: list[dict]) -> None:
+        """Inverse of :meth:`snapshot_state` on an env built with the same name and num_envs."""
+        import mujoco
+
+        if len(state) != self.num_envs:
+            raise ValueError(f"{self.spec.name}: snapshot has {len(state)} envs but this env has {self.num_envs}; "
+                             "resume with the run's own --num-envs.")
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        for env, st in zip(self._envs, state):
+            u = env.single_agent_env.unwrapped
+            mujoco.mj_setState(u.model, u.data, st["mj"], spec)
+            mujoco.mj_forward(u.model, u.data)
+            for w, c in zip(self._wrappers(env), st["counters"]):
+                for k, v in c.items():
+                    setattr(w, k, v)
+            u.np_random.bit_generator.state = st["rng"]
+            env.agents = list(st["agents"])
+
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """MaMuJoCo ships no scripted policy: uniformly random actions in the bounds."""
         s = self.spec

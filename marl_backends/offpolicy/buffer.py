@@ -112,3 +112,25 @@ class ReplayBuffer:
         disc = (self.gamma ** m.to(ret.dtype)) * (~self.terminated[last_t, env]).to(ret.dtype)
         f = {name: getattr(self, name)[t, env] for name in _FIELDS}
         return Batch(**f, ret=ret, disc=disc, boot_obs=self.next_obs[last_t, env], boot_state=self.next_state[last_t, env])
+
+    # -------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict:
+        """The filled part of the ring only (``size`` rows, float32 / bool), plus ``ptr`` and ``size``.
+
+        Rows are stored in ring order (index 0..size-1), so ``load_state_dict`` restores the
+        exact ring, including which row is the oldest and where the next write goes."""
+        k = self.size
+        out = {name: getattr(self, name)[:k].to("cpu", torch.float32).clone() for name in _FIELDS}
+        out.update(terminated=self.terminated[:k].cpu().clone(), done=self.done[:k].cpu().clone(),
+                   ptr=self.ptr, size=self.size, t_cap=self.t_cap, num_envs=self.num_envs)
+        return out
+
+    def load_state_dict(self, sd: dict) -> None:
+        if (sd["t_cap"], sd["num_envs"]) != (self.t_cap, self.num_envs):
+            raise ValueError(
+                f"replay checkpoint has {sd['t_cap']} rows x {sd['num_envs']} envs but this buffer has "
+                f"{self.t_cap} x {self.num_envs}; resume with the run's own --buffer-size and --num-envs.")
+        k = sd["size"]
+        for name in _FIELDS + ("terminated", "done"):
+            getattr(self, name)[:k] = sd[name].to(self.device)
+        self.ptr, self.size = sd["ptr"], k

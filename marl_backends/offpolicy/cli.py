@@ -11,9 +11,9 @@ Shared ``TrainConfig`` flags keep their meaning: ``--env --sharing --seed --fram
 --resume``. One iteration = ``train_interval`` vectorised env steps + its burst of updates.
 Defaults that differ from the on-policy ones follow HARL Table 15: 10 envs, hidden 256,256,
 critic lr 1e-3. Sharing defaults: omdpg / matd3-* use the env's groups when it knows them
-(the paper's ParPS), matd3 uses nps. ``--resume`` restores networks, optimisers, counters and
-RNG state, but not the replay buffer (it refills from the restored policy), so a resumed run is
-close to, not bit-identical with, an uninterrupted one.
+(the paper's ParPS), matd3 uses nps. ``--resume`` is exact: ``checkpoint.pt`` carries networks,
+optimisers, counters, the filled replay rows, the running envs and all RNG states
+(:mod:`marl_backends.offpolicy.checkpoint`), so K/2 iterations + resume + K/2 equals K.
 """
 from __future__ import annotations
 
@@ -30,24 +30,24 @@ import torch
 
 from marl_backends.envs import make_env
 from marl_backends.nets import parse_sharing
+from marl_backends.offpolicy.checkpoint import CHECKPOINT_KIND, load_checkpoint, save_checkpoint
 from marl_backends.offpolicy.config import ABLATION, OffPolicyConfig
 from marl_backends.offpolicy.trainer import OffPolicyTrainer
 from marl_backends.trainers.config import TrainConfig
 from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, attribute_docs
-from marl_backends.trainers.run_io import MetricsLog, atomic_torch_save, default_run_name, make_run_dir, write_json
+from marl_backends.trainers.run_io import MetricsLog, default_run_name, make_run_dir, write_json
 
 OFFPOLICY_ALGOS = tuple(ABLATION)
 # TrainConfig flag -> OffPolicyConfig field
 _SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
 _RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
         "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard")
-_OWN_SKIP = ("algo", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
+_OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
 _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
             "omq_min": ("terms", "difference")}
 RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,
                 "eval_episodes": 10, "checkpoint_interval": 25, "out_dir": "runs", "run_name": "", "threads": 0,
                 "progress": True, "tensorboard": True, "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
-CHECKPOINT_KIND = "offpolicy-v1"
 
 
 def add_offpolicy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +87,7 @@ def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, obj
     default_sharing = "nps" if run["algo"] == "matd3" or env.spec.groups is None else "groups:env"
     run["sharing"] = run["sharing"] or default_sharing
     sharing = parse_sharing(run["sharing"], env.spec.n_agents, env.spec.groups)
-    cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own})
+    cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own, "env": run["env"]})
     eval_env = mk(run["eval_episodes"], cfg.seed + 10_000)
     return OffPolicyTrainer(env, cfg, sharing), eval_env, run
 
@@ -115,10 +115,7 @@ def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # 
     if run["threads"]:
         torch.set_num_threads(run["threads"])
     if resume:
-        obj = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-        trainer.load_state_dict(obj["trainer"])
-        trainer.gen.set_state(obj["rng"])
-        iteration = obj["iteration"]
+        iteration = load_checkpoint(trainer, run_dir)
         print(f"resuming {run_dir} at iteration {iteration} ({trainer.env_steps} env steps)", file=sys.stderr)
     else:
         iteration = 0
@@ -133,12 +130,6 @@ def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # 
     train_loop(trainer, eval_env, run, run_dir, iteration)
     print(f"run folder: {run_dir}", file=sys.stderr)
     return run_dir
-
-
-def save(trainer: OffPolicyTrainer, run_dir: Path, iteration: int) -> None:
-    obj = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
-    atomic_torch_save(obj, run_dir / "checkpoint.pt")
-    atomic_torch_save(obj, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
 
 
 def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, iteration: int = 0, callback=None) -> None:  # noqa: ANN001
@@ -172,7 +163,7 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
                 post["eval"] = f"{m['eval_return']:.3g}"
             bar.set_postfix(post)
             if (run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0) or iteration == total:
-                save(trainer, run_dir, iteration)
+                save_checkpoint(trainer, run_dir, iteration)
     finally:
         bar.close()
         log.close()

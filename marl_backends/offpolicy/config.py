@@ -17,6 +17,8 @@ class OffPolicyConfig:
 
     Attributes:
         algo: label written to the run folder ("matd3", "omdpg", "matd3-gqc", ...).
+        env: registry name of the env the run trains on (a label set by the CLI, "" when the
+            trainer was built directly; ``load_offpolicy_trainer`` callers compare it with --env).
         n_critics: C_k, critics in the centralised ensemble (MATD3: the twin critics, 2).
         independent_minibatches: each critic draws its own minibatch (OMDPG Eqs. 9-10), else all
             critics share one (TD3).
@@ -61,6 +63,7 @@ class OffPolicyConfig:
     """
 
     algo: str = "omdpg"
+    env: str = ""
     n_critics: int = 5
     independent_minibatches: bool = True
     target: Literal["own", "min"] = "own"

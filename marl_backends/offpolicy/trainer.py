@@ -30,6 +30,7 @@ from marl_backends.nets import GroupedAdam, Sharing, check_layout
 from marl_backends.nets import apply_plan as regroup
 from marl_backends.offpolicy.buffer import ReplayBuffer
 from marl_backends.offpolicy.config import OffPolicyConfig
+from marl_backends.offpolicy.envstate import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.offpolicy.nets import CriticEnsemble, grouped_actor, polyak
 from marl_backends.offpolicy.omq import ood_joint_actions, omq_actor_loss, omq_joint_actions, pu_target
 
@@ -125,6 +126,18 @@ class OffPolicyTrainer:
         if explore:
             a = a + self.cfg.expl_noise * torch.randn(a.shape, generator=self.gen, device=self.device)
         return a.clamp(-1.0, 1.0)
+
+    def act_behaviour(self, obs: Tensor, avail: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Behaviour actions for an obs tensor [E, N, Do] (like ``GroupedPolicy.act``'s first outputs):
+        (env-scaled actions, the same in [-1, 1]) = mu(o) + N(0, expl_noise), clipped. ``avail`` is
+        ignored (continuous actions); ``generator`` draws the noise (default: the trainer's)."""
+        g = self.gen if generator is None else generator
+        with torch.no_grad():
+            a = self.actor(self._actor_obs(obs.to(self.device)))
+            noise = torch.randn(a.shape, generator=g, device=g.device).to(self.device)
+            a = (a + self.cfg.expl_noise * noise).clamp(-1.0, 1.0)
+        return self._to_env(a), a
 
     def collect(self, steps: int) -> None:
         """Step the vectorised env ``steps`` times with exploration and store the transitions."""
@@ -244,7 +257,17 @@ class OffPolicyTrainer:
 
     @torch.no_grad()
     def evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int = 12345) -> float:
-        """Mean team return of the deterministic policy over ``episodes`` episodes on ``env``."""
+        """Mean team return of the deterministic policy over ``episodes`` episodes on ``env``.
+
+        Leaves the global RNGs as it found them (env resets may reseed them), so evaluating does
+        not change the training run."""
+        rng = global_rng_state()
+        try:
+            return self._evaluate(env, episodes, seed)
+        finally:
+            set_global_rng_state(rng)
+
+    def _evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int) -> float:
         obs, rets, acc = env.reset(seed=seed), [], torch.zeros(env.num_envs, device=self.device)
         while len(rets) < episodes:
             res = env.step(self._to_env(self.act(obs, explore=False)))
@@ -260,6 +283,25 @@ class OffPolicyTrainer:
                 "critic": self.critic.state_dict(), "critic_tgt": self.critic_tgt.state_dict(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "env_steps": self.env_steps, "n_updates": self.n_updates}
+
+    def resume_state(self) -> dict:
+        """What ``state_dict`` leaves out but an exact resume needs: the filled replay rows, the
+        running envs (mid-episode) and process RNGs, the current observation, episode bookkeeping
+        and the sampling generator. Large (the buffer); saved only in the run's checkpoint.pt."""
+        o = self._obs
+        return {"buffer": self.buffer.state_dict(), "env": env_state(self.env), "gen": self.gen.get_state(),
+                "obs": {"obs": o.obs, "state": o.state, "local_state": o.local_state, "avail_actions": o.avail_actions},
+                "ep_ret": self._ep_ret.cpu().clone(), "episode_returns": list(self.episode_returns),
+                "metrics": dict(self.metrics)}
+
+    def load_resume_state(self, st: dict) -> None:
+        self.buffer.load_state_dict(st["buffer"])
+        load_env_state(self.env, st["env"])
+        self.gen.set_state(st["gen"])
+        self._obs = Observation(**st["obs"])
+        self._ep_ret = st["ep_ret"].to(self.device)
+        self.episode_returns = deque(st["episode_returns"], maxlen=self.episode_returns.maxlen)
+        self.metrics = dict(st["metrics"])
 
     def load_state_dict(self, sd: dict) -> None:
         # GroupedMLP resizes its groups to the checkpoint's layout on load

@@ -53,3 +53,28 @@ def test_format_matrix_orders_by_group():
     lines = format_matrix(m, (1, 0, 1)).splitlines()
     assert lines[0].split() == ["1", "0", "2"]
     assert "|" in lines[1]
+
+
+@pytest.mark.parametrize("algo", ["mappo", "matd3"])
+def test_policy_het_from_a_trained_checkpoint(tmp_path, algo):
+    """`hetero train` then `hetero quantify --kind policy --checkpoint RUN_DIR` (on- and off-policy)."""
+    train = ["train", "--env", "spread_v4", "--algo", algo, "--frames", "400", "--num-envs", "4", "--hidden", "16,16",
+             "--out-dir", str(tmp_path), "--run-name", algo, "--no-progress"]
+    train += (["--sharing", "nps", "--rollout-steps", "50"] if algo == "mappo" else
+              ["--continuous", "--batch-size", "32", "--warmup-steps", "100", "--train-interval", "10"])
+    assert main(train) == 0
+    run = tmp_path / algo
+    out = tmp_path / "q"
+    assert main(["quantify", "--env", "spread_v4", "--kind", "policy", "--checkpoint", str(run),
+                 "--behaviour", f"checkpoint:{run}", "--out", str(out), "--no-plots", *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kinds"]["policy"]["mode"] == "model-based"
+    m = np.load(out / "matrices" / "policy.npz")["matrix"]
+    assert m.shape == (4, 4) and (m[~np.eye(4, dtype=bool)] > 0).all()  # NPS / per-agent actors differ
+
+
+def test_checkpoint_of_another_env_is_refused(tmp_path):
+    main(["train", "--env", "spread_v0", "--algo", "mappo", "--frames", "200", "--num-envs", "2", "--rollout-steps", "50",
+          "--hidden", "8,8", "--out-dir", str(tmp_path), "--run-name", "r", "--no-progress"])
+    with pytest.raises(SystemExit, match="trained on 'spread_v0'"):
+        main(["quantify", "--env", "spread_v4", "--kind", "policy", "--checkpoint", str(tmp_path / "r"), *TINY])

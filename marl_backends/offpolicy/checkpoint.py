@@ -1,0 +1,121 @@
+"""Off-policy checkpoints: exact resume and loading trained policies.
+
+A run folder (``hetero train --algo matd3|omdpg|...``) holds ``config.json`` (``kind`` =
+:data:`CHECKPOINT_KIND`), ``checkpoint.pt`` (latest, **with** the resume state: the filled replay
+rows as float32, the running envs mid-episode, all RNGs) and ``checkpoints/iter_*.pt`` (networks,
+optimisers and counters only, for evaluation; kept small). Every file is written to a temporary
+file in the same folder, fsynced and ``os.replace``-d, so a crash leaves the previous file intact.
+
+- :func:`save_checkpoint` / :func:`load_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
+- :func:`is_offpolicy_checkpoint` (cheap, reads config.json only) and
+  :func:`load_offpolicy_trainer` (for ``hetero quantify --checkpoint RUN_DIR``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_KIND = "offpolicy-v1"
+
+
+def _run_dir(path: str | Path) -> Path:
+    """The run folder of ``path`` (a run folder, its checkpoint.pt, or checkpoints/iter_*.pt)."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+def _checkpoint_file(path: str | Path) -> Path:
+    p = Path(path)
+    f = p / "checkpoint.pt" if p.is_dir() else p
+    if not f.exists():
+        raise FileNotFoundError(f"{f} does not exist; pass an off-policy run folder (with checkpoint.pt, "
+                                "written by `hetero train --algo matd3|omdpg`) or one of its checkpoints/iter_*.pt.")
+    return f
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """``torch.save`` streamed to ``.<name>.tmp<pid>`` next to ``path``, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(trainer, run_dir: str | Path, iteration: int, keep: bool = True) -> Path:  # noqa: ANN001
+    """``checkpoint.pt`` with the resume state, and (``keep``) a small ``checkpoints/iter_*.pt``."""
+    run_dir = Path(run_dir)
+    base = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
+    if keep:
+        atomic_save(base, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
+    path = run_dir / "checkpoint.pt"
+    atomic_save({**base, "resume": trainer.resume_state()}, path)
+    return path
+
+
+def load_checkpoint(trainer, path: str | Path) -> int:  # noqa: ANN001
+    """Restore ``trainer`` from a checkpoint; returns its iteration. With the resume state (the
+    run's checkpoint.pt) the continuation is exact; without it (iter_*.pt or an old checkpoint)
+    networks, optimisers, counters and the sampling RNG are restored and the buffer refills."""
+    obj = torch.load(_checkpoint_file(path), map_location="cpu", weights_only=False)
+    if obj.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path}: kind {obj.get('kind')!r} is not an off-policy checkpoint ({CHECKPOINT_KIND}); "
+                         "on-policy runs load with marl_backends.trainers.checkpoint.load_trainer.")
+    trainer.load_state_dict(obj["trainer"])
+    trainer.gen.set_state(obj["rng"])
+    if "resume" in obj:
+        trainer.load_resume_state(obj["resume"])
+    return int(obj["iteration"])
+
+
+def is_offpolicy_checkpoint(run_dir: str | Path) -> bool:
+    """True when ``run_dir`` (or the run folder of a checkpoint file) is an off-policy run.
+
+    Cheap: reads ``config.json`` only; False when it is missing or unreadable."""
+    cfg = _run_dir(run_dir) / "config.json"
+    try:
+        return json.loads(cfg.read_text()).get("kind") == CHECKPOINT_KIND
+    except (OSError, ValueError):
+        return False
+
+
+def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool = False, **overrides):  # noqa: ANN001, ANN003, ANN201
+    """Rebuild an :class:`OffPolicyTrainer` from a run folder (its checkpoint.pt) or an iter_*.pt.
+
+    The env is the run's (``trainer.cfg.env``, the registry name), ``num_envs`` as trained.
+    ``overrides`` replace OffPolicyConfig fields that do not change the model (e.g.
+    ``device="cuda"``). ``resume=False`` (default) loads networks only (skips the replay buffer and
+    env snapshot); then ``trainer.policy_distributions(obs)`` gives [mean, std] [B, N, 2A] and
+    ``trainer.act_behaviour(obs, avail, generator=g)[0]`` samples env-scaled behaviour actions.
+    """
+    from marl_backends.offpolicy.cli import build
+
+    run_dir_ = _run_dir(run_dir)
+    if not is_offpolicy_checkpoint(run_dir_):
+        raise ValueError(f"{run_dir_} is not an off-policy run folder (config.json kind != {CHECKPOINT_KIND!r}); "
+                         "on-policy runs load with marl_backends.trainers.checkpoint.load_trainer.")
+    saved = json.loads((run_dir_ / "config.json").read_text())
+    own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
+    own.update(overrides)
+    run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"]), "eval_episodes": 1}
+    trainer, _, _ = build(run, own, env_factory)
+    obj = torch.load(_checkpoint_file(run_dir), map_location="cpu", weights_only=False)
+    if obj.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{run_dir}: checkpoint kind {obj.get('kind')!r} is not {CHECKPOINT_KIND!r}.")
+    trainer.load_state_dict(obj["trainer"])
+    trainer.gen.set_state(obj["rng"])
+    if resume and "resume" in obj:
+        trainer.load_resume_state(obj["resume"])
+    return trainer
