@@ -13,10 +13,11 @@ file in the same folder, fsynced and ``os.replace``-d, so a crash leaves the pre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from marl_backends.trainers.run_io import atomic_torch_save
 
 CHECKPOINT_KIND = "offpolicy-v1"
 
@@ -38,30 +39,14 @@ def _checkpoint_file(path: str | Path) -> Path:
     return f
 
 
-def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` streamed to ``.<name>.tmp<pid>`` next to ``path``, fsync, ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(trainer, run_dir: str | Path, iteration: int, keep: bool = True) -> Path:  # noqa: ANN001
     """``checkpoint.pt`` with the resume state, and (``keep``) a small ``checkpoints/iter_*.pt``."""
     run_dir = Path(run_dir)
     base = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
     if keep:
-        atomic_save(base, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
+        atomic_torch_save(base, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
     path = run_dir / "checkpoint.pt"
-    atomic_save({**base, "resume": trainer.resume_state()}, path)
+    atomic_torch_save({**base, "resume": trainer.resume_state()}, path)
     return path
 
 
