@@ -127,3 +127,27 @@ def test_pu_loss_pushes_ood_values_down_by_beta_times_std():
 
     (q_pu, m), (q_plain, _) = q_after(1.0), q_after(1e-12)
     assert m["pu_std"] > 0 and q_pu < q_plain
+
+
+def test_hetdps_drives_omdpg_actor_groups():
+    """OMDPG is a SharingTrainer: HetDPS quantifies its recent samples and regroups its actors."""
+    from hetero.cvae import CVAEConfig
+    from hetero.hetdps import HetDPS, HetDPSConfig
+    from hetero.quantify import QuantifyConfig
+
+    tr = _trainer(omdpg(**SMALL), layout=(0, 0, 0))
+    tr.train(120, progress=False)
+    cfg = HetDPSConfig(kind="policy", interval=1, pool_rollouts=1,
+                       quantify=QuantifyConfig(train_samples=200, eval_samples=100, cvae=CVAEConfig(epochs=2)))
+    h = HetDPS(tr, cfg)
+    rnd = h.regroup(1)
+    assert rnd.labels == (0, 0, 0) and tr.layout == (0, 0, 0)  # FPS actors: identical policies, one group
+    tr.apply_plan(RegroupPlan(layout=(0, 0, 1), sources=((0,), (0,)), weights=((1.0,), (1.0,)),
+                              actions=("keep", "split"), old_layout=(0, 0, 0)))
+    obs = torch.randn(5, 1, 2).expand(5, 3, 2)
+    after = tr.policy_distributions(obs)
+    assert torch.equal(after[:, 0], after[:, 2])  # a split copies the network exactly
+    tr.train(400, progress=False)  # (total env steps) the two actor groups now learn apart
+    rnd = h.regroup(2)
+    assert rnd.matrix[0, 1] == 0 and rnd.matrix[0, 2] > 0  # Policy-Het sees the shared vs split actors
+    assert rnd.labels[0] == rnd.labels[1]
