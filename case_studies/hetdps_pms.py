@@ -114,36 +114,13 @@ def summarise(run: str, task: str) -> dict:
 
 
 def plot_rewards(runs: dict, tasks: list[str], methods: list[str], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from hetero.plotting import reward_bands
     from marl_backends.trainers.run_io import read_metrics
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for m in methods:
-            curves = [read_metrics(r) for (t, mm, _), r in runs.items() if t == task and mm == m]
-            if not curves:
-                continue
-            n = min(len(c) for c in curves)
-            x = np.array([c["frames"] for c in curves[0][:n]])
-            y = np.stack([np.array([c["train_return"] for c in cur[:n]], dtype=float) for cur in curves])
-            k = np.ones(3) / 3
-            y = np.stack([np.convolve(np.pad(v, (2, 0), mode="edge"), k, mode="valid") for v in y])
-            mu, sd = y.mean(0), y.std(0)
-            ax.plot(x, mu, label=m)
-            ax.fill_between(x, mu - sd, mu + sd, alpha=0.15)
-        ax.set_title(task)
-        ax.set_xlabel("env frames")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training episode return")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"rewards.{ext}", dpi=150)
-    plt.close(fig)
+    panels = {task: {m: [([r["frames"] for r in rows], [r["train_return"] for r in rows])
+                         for rows in (read_metrics(run) for (t, mm, _), run in runs.items() if t == task and mm == m)]
+                     for m in methods} for task in tasks}
+    reward_bands(panels, out / "rewards", smooth=3)
 
 
 def plot_matrices(runs: dict, task: str, out: Path) -> None:

@@ -21,15 +21,11 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
-import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from marl_backends.trainers import TrainConfig, load_trainer, make_trainer, train  # noqa: E402
-from marl_backends.trainers.run_io import read_metrics, write_json  # noqa: E402
+from hetero.plotting import reward_bands
+from marl_backends.trainers import TrainConfig, load_trainer, make_trainer, train
+from marl_backends.trainers.run_io import read_metrics, write_json
 
 SHARINGS = ("fps", "nps", "fps-id", "groups:env")
 LABELS = {"fps": "FPS", "nps": "NPS", "fps-id": "FPS+id", "groups:env": "true colour groups"}
@@ -51,38 +47,12 @@ def run_one(task: str, sharing: str, seed: int, frames: int, runs_dir: Path, thr
     return run
 
 
-def smooth(y: np.ndarray, k: int = 5) -> np.ndarray:
-    """Trailing moving average over up to k points (NaNs ignored)."""
-    out = np.empty_like(y)
-    for i in range(len(y)):
-        w = y[max(0, i - k + 1): i + 1]
-        w = w[~np.isnan(w)]
-        out[i] = w.mean() if len(w) else np.nan
-    return out
-
-
 def plot(runs: dict, tasks: list[str], out: Path) -> None:
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for sharing in SHARINGS:
-            curves = [read_metrics(r) for (t, s, _), r in runs.items() if t == task and s == sharing]
-            if not curves:
-                continue
-            n = min(len(c) for c in curves)
-            x = np.array([c["frames"] for c in curves[0][:n]])
-            y = np.stack([smooth(np.array([c["train_return"] for c in cur[:n]], dtype=float)) for cur in curves])
-            m, sd = np.nanmean(y, 0), np.nanstd(y, 0)
-            ax.plot(x, m, label=LABELS[sharing])
-            ax.fill_between(x, m - sd, m + sd, alpha=0.2)
-        ax.set_title(task)
-        ax.set_xlabel("env frames")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training episode return")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(out / f"pms_sharing_rewards.{ext}", dpi=150)
+    panels = {task: {LABELS[sh]: [([r["frames"] for r in rows], [r["train_return"] for r in rows])
+                                  for rows in (read_metrics(run) for (t, s, _), run in runs.items()
+                                               if t == task and s == sh)]
+                     for sh in SHARINGS} for task in tasks}
+    reward_bands(panels, out / "pms_sharing_rewards", smooth=5)
 
 
 def main() -> None:

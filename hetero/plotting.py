@@ -7,6 +7,7 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -109,3 +110,41 @@ def evenly(items: Sequence, k: int) -> list:
     if len(items) <= k:
         return list(items)
     return [items[int(round(i))] for i in np.linspace(0, len(items) - 1, k)]
+
+
+def trailing_mean(y: np.ndarray, k: int) -> np.ndarray:
+    """Trailing moving average over up to ``k`` points, ignoring NaNs (e.g. episodes not yet ended)."""
+    out = np.empty_like(y, dtype=float)
+    for i in range(len(y)):
+        w = y[max(0, i - k + 1): i + 1]
+        w = w[~np.isnan(w)]
+        out[i] = w.mean() if len(w) else np.nan
+    return out
+
+
+def reward_bands(panels: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]], stem: str | Path,
+                 smooth: int = 5, ylabel: str = "training episode return",
+                 formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Reward curves, one panel per task: ``panels[task][label]`` is a list of (frames, returns),
+    one per seed; each label is drawn as the mean over seeds with a +/- 1 std band, after a
+    trailing mean over ``smooth`` points. Seeds are cut to the shortest run."""
+    tasks = list(panels)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.3 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for label, runs in panels[task].items():
+            if not runs:
+                continue
+            n = min(len(x) for x, _ in runs)
+            x = np.asarray(runs[0][0][:n], dtype=float)
+            y = np.stack([trailing_mean(np.asarray(r[:n], dtype=float), smooth) for _, r in runs])
+            mu, sd = np.nanmean(y, 0), np.nanstd(y, 0)
+            ax.plot(x, mu, label=label)
+            ax.fill_between(x, mu - sd, mu + sd, alpha=0.2)
+        ax.set_title(task)
+        ax.set_xlabel("env frames")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, stem, formats)
