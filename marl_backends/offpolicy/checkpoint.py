@@ -5,6 +5,9 @@ A run folder (``hetero train --algo matd3|omdpg|...``) holds ``config.json`` (``
 rows as float32, the running envs mid-episode, all RNGs) and ``checkpoints/iter_*.pt`` (networks,
 optimisers and counters only, for evaluation; kept small). Every file is written to a temporary
 file in the same folder, fsynced and ``os.replace``-d, so a crash leaves the previous file intact.
+A ``--sharing hetdps`` run also stores its HetDPS state (``trainer.hetdps.state_dict()``: round
+history and the sample pools gathered for the next round; the iter_*.pt files keep the history
+only), as the on-policy checkpoints do, so ``--resume`` continues the same layout and rounds.
 
 - :func:`save_checkpoint` / :func:`load_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
 - :func:`is_offpolicy_checkpoint` (cheap, reads config.json only) and
@@ -43,11 +46,21 @@ def save_checkpoint(trainer, run_dir: str | Path, iteration: int, keep: bool = T
     """``checkpoint.pt`` with the resume state, and (``keep``) a small ``checkpoints/iter_*.pt``."""
     run_dir = Path(run_dir)
     base = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
+    hetdps = getattr(trainer, "hetdps", None)
+    full = dict(base)
+    if hetdps is not None:
+        full["hetdps"] = hetdps.state_dict()
+        base["hetdps"] = {**full["hetdps"], "pools": []}  # the gathered pools belong to the resume state
     if keep:
         atomic_torch_save(base, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
     path = run_dir / "checkpoint.pt"
-    atomic_torch_save({**base, "resume": trainer.resume_state()}, path)
+    atomic_torch_save({**full, "resume": trainer.resume_state()}, path)
     return path
+
+
+def _load_hetdps(trainer, obj: dict) -> None:  # noqa: ANN001
+    if getattr(trainer, "hetdps", None) is not None and "hetdps" in obj:
+        trainer.hetdps.load_state_dict(obj["hetdps"])
 
 
 def load_checkpoint(trainer, path: str | Path) -> int:  # noqa: ANN001
@@ -60,6 +73,7 @@ def load_checkpoint(trainer, path: str | Path) -> int:  # noqa: ANN001
                          "on-policy runs load with marl_backends.trainers.checkpoint.load_trainer.")
     trainer.load_state_dict(obj["trainer"])
     trainer.gen.set_state(obj["rng"])
+    _load_hetdps(trainer, obj)
     if "resume" in obj:
         trainer.load_resume_state(obj["resume"])
     return int(obj["iteration"])
@@ -101,6 +115,7 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
         raise ValueError(f"{run_dir}: checkpoint kind {obj.get('kind')!r} is not {CHECKPOINT_KIND!r}.")
     trainer.load_state_dict(obj["trainer"])
     trainer.gen.set_state(obj["rng"])
+    _load_hetdps(trainer, obj)
     if resume and "resume" in obj:
         trainer.load_resume_state(obj["resume"])
     return trainer

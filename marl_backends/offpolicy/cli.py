@@ -13,7 +13,22 @@ Defaults that differ from the on-policy ones follow HARL Table 15: 10 envs, hidd
 critic lr 1e-3. Sharing defaults: omdpg / matd3-* use the env's groups when it knows them
 (the paper's ParPS), matd3 uses nps. ``--resume`` is exact: ``checkpoint.pt`` carries networks,
 optimisers, counters, the filled replay rows, the running envs and all RNG states
-(:mod:`marl_backends.offpolicy.checkpoint`), so K/2 iterations + resume + K/2 equals K.
+(:mod:`marl_backends.offpolicy.checkpoint`), so K/2 iterations + resume + K/2 equals K. As with
+the on-policy runs, ``--resume`` takes only the flags in ``RESUME_OVERRIDABLE`` (frames,
+eval / checkpoint intervals, progress, threads, device, tensorboard).
+
+``--sharing hetdps[:INIT]`` regroups the actors online exactly as for the on-policy algos: the
+same flags (``--hetdps-init --hetdps-kind --hetdps-interval --hetdps-rollouts --hetdps-samples
+--hetdps-no-structure --merge --grouper --seps-k --seps-samples --madps-fusion
+--madps-division``), the same checks (``trainers.config.check_hetdps``), the same controller
+(``trainers.checkpoint.build_hetdps``, as ``trainer.hetdps``) run after every iteration, the
+same run-folder log (``hetdps_rounds.jsonl``, ``hetdps_round_*.npz``, ``hetdps_*`` metrics) and
+its round history and gathered pools in the checkpoint, so ``--resume`` stays exact. Off-policy
+defaults (:data:`HETDPS_DEFAULTS`): ``--hetdps-interval`` 400 iterations (200k env steps at the
+default 10 envs x train_interval 50, the frame cadence of the on-policy default 50 x 4000) and
+``--hetdps-rollouts`` 1 (the pool is the trainer's ``sample_pool()``: the last ``--pool-size``
+transitions of the replay buffer, which already span 20 iterations at the defaults). HetDPS flags
+without ``--sharing hetdps`` are refused rather than ignored.
 """
 from __future__ import annotations
 
@@ -25,6 +40,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -33,7 +49,9 @@ from marl_backends.nets import parse_sharing
 from marl_backends.offpolicy.checkpoint import CHECKPOINT_KIND, load_checkpoint, save_checkpoint
 from marl_backends.offpolicy.config import ABLATION, OffPolicyConfig
 from marl_backends.offpolicy.trainer import OffPolicyTrainer
-from marl_backends.trainers.config import TrainConfig
+from marl_backends.trainers.checkpoint import build_hetdps
+from marl_backends.trainers.cli import RESUME_OVERRIDABLE
+from marl_backends.trainers.config import HETDPS_FIELDS, TrainConfig, check_hetdps, is_dynamic_sharing
 from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, attribute_docs
 from marl_backends.trainers.run_io import MetricsLog, default_run_name, make_run_dir, write_json
 
@@ -48,6 +66,9 @@ _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss
 RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,
                 "eval_episodes": 10, "checkpoint_interval": 25, "out_dir": "runs", "run_name": "", "threads": 0,
                 "progress": True, "tensorboard": True, "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
+# --sharing hetdps: TrainConfig's defaults, except the two whose unit differs off-policy (module docstring)
+HETDPS_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in HETDPS_FIELDS},
+                   "hetdps_interval": 400, "hetdps_rollouts": 1}
 
 
 def add_offpolicy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,13 +95,45 @@ def _given(args: argparse.Namespace, names) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def resolve_hetdps(run: dict) -> dict | None:
+    """Fill in (in place) and check the HetDPS settings of a run dict; None for static sharing.
+
+    ``run["sharing"]`` becomes ``hetdps:INIT`` and ``run`` gets every ``HETDPS_FIELDS`` entry
+    (given ones, else :data:`HETDPS_DEFAULTS`), so config.json describes the run completely."""
+    given = {k: run[k] for k in HETDPS_FIELDS if run.get(k) is not None}
+    if not is_dynamic_sharing(run["sharing"]):
+        if given:
+            k = next(iter(given)).replace("_", "-")
+            raise ValueError(f"--{k} configures HetDPS, but --sharing is {run['sharing'] or 'the algo default'!r}, "
+                             f"a static layout; add --sharing hetdps[:INIT] or drop --{k}.")
+        return None
+    explicit = run["sharing"].strip().lower()[len("hetdps"):].lstrip(":")
+    init = str(given.get("hetdps_init", "")).strip().lower()
+    if explicit and init and init != explicit:
+        raise ValueError(f"--sharing {run['sharing']} already names the initial layout ({explicit}) but --hetdps-init "
+                         f"says {init}; give it once: --sharing hetdps --hetdps-init {init} or --sharing hetdps:{init}.")
+    h = {**HETDPS_DEFAULTS, **given}
+    if explicit:
+        h["hetdps_init"] = explicit
+    run["sharing"] = f"hetdps:{h['hetdps_init']}"
+    h = {k: h[k] for k in HETDPS_FIELDS}
+    check_hetdps(SimpleNamespace(sharing=run["sharing"], **h))
+    for k in HETDPS_FIELDS:  # in field order in config.json
+        run.pop(k, None)
+    run.update(h)
+    return h
+
+
 def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, object, dict]:  # noqa: ANN001
     """(trainer, eval env, resolved run settings) from run-level and OffPolicyConfig settings.
 
-    ``env_factory(num_envs, seed)`` builds envs (as in ``hetero train``); default: the registry."""
+    ``env_factory(num_envs, seed)`` builds envs (as in ``hetero train``); default: the registry.
+    With ``--sharing hetdps[:INIT]`` the trainer carries its HetDPS controller as
+    ``trainer.hetdps`` (built like the on-policy one), else ``trainer.hetdps`` is None."""
     run = {**RUN_DEFAULTS, **run}
     if run.get("continuous") is False:
         raise ValueError(f"--algo {run['algo']} needs continuous actions; drop --no-continuous.")
+    hetdps = resolve_hetdps(run)  # checked before any env is built
     dev = own.get("device", "cpu")
     mk = env_factory or (lambda n, seed: make_env(run["env"], num_envs=n, device=dev, seed=seed, continuous=True))
     env = mk(run["num_envs"], own.get("seed", 0))
@@ -89,7 +142,10 @@ def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, obj
     sharing = parse_sharing(run["sharing"], env.spec.n_agents, env.spec.groups)
     cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own, "env": run["env"]})
     eval_env = mk(run["eval_episodes"], cfg.seed + 10_000)
-    return OffPolicyTrainer(env, cfg, sharing), eval_env, run
+    trainer = OffPolicyTrainer(env, cfg, sharing)
+    if hetdps is not None:
+        trainer.hetdps = build_hetdps(trainer, SimpleNamespace(**hetdps, seed=cfg.seed, device=cfg.device))
+    return trainer, eval_env, run
 
 
 def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # noqa: ANN001
@@ -97,18 +153,24 @@ def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # 
     resume = getattr(args, "resume", None)
     if resume:
         run_dir = Path(resume)
+        flags = [f.name for f in dataclasses.fields(TrainConfig)]
+        flags += [f.name for f in dataclasses.fields(OffPolicyConfig) if f.name not in _OWN_SKIP]
+        bad = [k for k in flags if getattr(args, k, None) is not None and k not in RESUME_OVERRIDABLE]
+        if bad:
+            raise ValueError(f"--resume continues the run as configured in {run_dir / 'config.json'}; "
+                             f"--{bad[0].replace('_', '-')} cannot be changed (allowed with --resume: "
+                             f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)}).")
         saved = json.loads((run_dir / "config.json").read_text())
-        run = {**saved["run"], **_given(args, ("frames", "eval_interval", "eval_episodes", "checkpoint_interval",
-                                               "progress", "threads", "tensorboard"))}
+        run = {**saved["run"], **_given(args, tuple(k for k in RESUME_OVERRIDABLE if k != "device"))}
         own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
         own.update(_given(args, ("device",)))
     else:
-        onpolicy = [f.name for f in dataclasses.fields(TrainConfig)
-                    if getattr(args, f.name, None) is not None and f.name not in _RUN and f.name not in _SHARED]
+        onpolicy = [f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None
+                    and f.name not in _RUN and f.name not in _SHARED and f.name not in HETDPS_FIELDS]
         if onpolicy:
             raise ValueError(f"--{onpolicy[0].replace('_', '-')} is an on-policy flag; it has no meaning for "
                              f"--algo {args.algo}. Off-policy flags: see `hetero train --help` (off-policy group).")
-        run = _given(args, _RUN + ("hidden", "critic_lr"))
+        run = _given(args, _RUN + ("hidden", "critic_lr") + HETDPS_FIELDS)
         own = {_SHARED[k]: v for k, v in _given(args, _SHARED).items() if k not in ("hidden", "critic_lr")}
         own.update(_given(args, [f.name for f in dataclasses.fields(OffPolicyConfig) if f.name not in _OWN_SKIP]))
     trainer, eval_env, run = build(run, own, env_factory)
@@ -135,10 +197,16 @@ def run_offpolicy_train(args: argparse.Namespace, env_factory=None) -> Path:  # 
 def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, iteration: int = 0, callback=None) -> None:  # noqa: ANN001
     """Iterate until ``run['frames']`` env steps: metrics.csv, periodic evaluation and checkpoints.
 
-    ``callback(trainer, metrics)`` runs after every iteration (e.g. HetDPS applying a plan)."""
+    ``callback(trainer, metrics)`` runs after every iteration; it may add entries to ``metrics``.
+    A trainer built with ``--sharing hetdps`` carries its HetDPS controller (``trainer.hetdps``):
+    as in the on-policy loop (``trainers.loop.train``) it runs after every iteration, before
+    evaluation, and logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz)."""
     from tqdm.auto import tqdm
 
     log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration)
+    hetdps = getattr(trainer, "hetdps", None)
+    if hetdps is not None:
+        hetdps.attach_log(run_dir)  # drops rounds logged after the checkpoint a resumed run starts from
     per_it = trainer.cfg.train_interval * trainer.env.num_envs
     total = -(-run["frames"] // per_it)
     bar = tqdm(total=total * per_it, initial=trainer.env_steps, unit="frame", unit_scale=True, disable=not run["progress"],
@@ -150,6 +218,9 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             iteration += 1
             m.update(iteration=iteration, frames=trainer.env_steps, updates=trainer.n_updates,
                      train_return=trainer.mean_return())
+            if hetdps is not None:
+                hetdps.after_update(iteration)
+                m.update(hetdps.metrics())
             if (run["eval_interval"] and iteration % run["eval_interval"] == 0) or iteration == total:
                 m["eval_return"] = trainer.evaluate(eval_env, run["eval_episodes"], seed=trainer.cfg.seed + 10_000)
             if callback is not None:

@@ -72,6 +72,7 @@ class OffPolicyTrainer:
         self.episode_returns: deque[float] = deque(maxlen=100)
         self.env_steps, self.n_updates = 0, 0
         self.metrics: dict[str, float] = {}
+        self.hetdps = None  # the HetDPS controller of a --sharing hetdps run (set by offpolicy.cli.build)
 
     # -------------------------------------------------------------- SharingTrainer
     @property

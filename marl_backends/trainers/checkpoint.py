@@ -34,7 +34,10 @@ def make_trainer(cfg: TrainConfig, env_factory: EnvFactory | None = None) -> OnP
 
 
 def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
-    """The HetDPS controller (with the grouper ``cfg.grouper``) for a trainer, from the config."""
+    """The HetDPS controller (with the grouper ``cfg.grouper``) for a trainer, from the config.
+
+    ``cfg`` is a :class:`TrainConfig` or any object with its ``HETDPS_FIELDS`` plus ``seed`` and
+    ``device`` (the off-policy CLI passes such a view); model-based kinds use ``trainer.env.model``."""
     from hetero.baselines import MADPSGrouper, SePSGrouper
     from hetero.cvae import CVAEConfig
     from hetero.hetdps import HetDPS, HetDPSConfig

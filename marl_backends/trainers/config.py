@@ -26,8 +26,8 @@ class TrainConfig:
         sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps); hetdps = regroup online (HetDPS, paper Sec. 5, Alg. 1) starting from --hetdps-init (also written hetdps:nps, hetdps:groups:0,0,1,...).
         hetdps_init: initial layout of --sharing hetdps: fps | nps | fps-id | groups:... .
         hetdps_kind: heterogeneity kind that drives HetDPS: meta | policy | obs | response | effect | objective.
-        hetdps_interval: trainer updates (iterations) between two regrouping rounds.
-        hetdps_rollouts: the heterogeneity sample pool holds this many latest rollouts (Alg. 1 line 5), gathered just before each round.
+        hetdps_interval: trainer updates (iterations) between two regrouping rounds. Off-policy algos (omdpg, matd3, matd3-gqc, matd3-omq) count iterations of train_interval env steps + their update burst and default to 400 instead (200k env steps at 10 envs x 50 steps, the frame cadence of the on-policy 50 x 4000).
+        hetdps_rollouts: the heterogeneity sample pool holds this many latest rollouts (Alg. 1 line 5), gathered just before each round. Off-policy algos gather snapshots of the replay buffer's last --pool-size transitions in the iterations just before a round and default to 1 instead (one snapshot already spans many iterations; more would mostly repeat rows).
         hetdps_samples: conditions x each round's CVAE trains on (it averages distances over half as many).
         hetdps_no_structure: a model-free round that finds nothing beyond its noise floor: keep (leave the layout; default) | merge (one group).
         merge: how merged networks combine their parameters: majority | random | average | weighted.
@@ -156,41 +156,18 @@ class TrainConfig:
             raise ValueError("--num-minibatches exceeds the batch size num_envs * rollout_steps; lower it.")
 
     def _check_hetdps(self) -> None:
-        from hetero.grouping import MERGE_MODES
-        from hetero.kinds import KINDS
-
-        if self.merge not in MERGE_MODES:
-            raise ValueError(f"unknown --merge {self.merge!r}; expected one of {' | '.join(MERGE_MODES)}.")
-        if self.grouper not in GROUPERS:
-            raise ValueError(f"unknown --grouper {self.grouper!r}; expected one of {' | '.join(GROUPERS)}.")
-        if not self.dynamic_sharing:
-            if self.grouper != "hetdps":
-                raise ValueError(f"--grouper {self.grouper} regroups online; use it with --sharing hetdps.")
-            return
-        if self.hetdps_kind not in KINDS:
-            raise ValueError(f"unknown --hetdps-kind {self.hetdps_kind!r}; expected one of {' | '.join(KINDS)}.")
-        if self.hetdps_no_structure not in ("merge", "keep"):
-            raise ValueError(f"unknown --hetdps-no-structure {self.hetdps_no_structure!r}; expected merge | keep.")
-        for name in ("hetdps_interval", "hetdps_rollouts", "hetdps_samples", "seps_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)}).")
-        if self.grouper == "seps" and self.seps_k < 1:
-            raise ValueError("--grouper seps needs the number of groups: give --seps-k K (K >= 1); SePS does not "
-                             "find it itself (paper Table 2).")
-        if self.grouper == "madps" and not 0 <= self.madps_fusion < self.madps_division:
-            raise ValueError(f"--grouper madps needs 0 <= --madps-fusion < --madps-division (got "
-                             f"{self.madps_fusion}, {self.madps_division}).")
+        check_hetdps(self)
 
     @property
     def dynamic_sharing(self) -> bool:
         """True for --sharing hetdps (any initial layout): a grouper regroups online."""
-        return self.sharing.strip().lower().startswith("hetdps")
+        return is_dynamic_sharing(self.sharing)
 
     # --- resolved defaults -------------------------------------------------------------------
     @property
     def sharing_resolved(self) -> str:
-        if self.sharing.strip().lower() == "hetdps":
-            return f"hetdps:{self.hetdps_init}"
+        if self.dynamic_sharing:
+            return resolve_dynamic_sharing(self.sharing, self.hetdps_init)
         return self.sharing or ("fps" if self.algo == "mappo" else "nps")
 
     @property
@@ -228,3 +205,54 @@ class TrainConfig:
 
 
 SHARING_DOC = SHARING_HELP
+
+# --- HetDPS settings, shared with the off-policy CLI (marl_backends/offpolicy/cli.py) ---------
+HETDPS_FIELDS = ("hetdps_init", "hetdps_kind", "hetdps_interval", "hetdps_rollouts", "hetdps_samples",
+                 "hetdps_no_structure", "merge", "grouper", "seps_k", "seps_samples", "madps_fusion",
+                 "madps_division")
+"""The :class:`TrainConfig` fields that configure ``--sharing hetdps`` (the controller and its grouper)."""
+
+
+def is_dynamic_sharing(sharing: str) -> bool:
+    """True for ``hetdps`` / ``hetdps:INIT``: a grouper regroups the layout online."""
+    return sharing.strip().lower().startswith("hetdps")
+
+
+def resolve_dynamic_sharing(sharing: str, init: str) -> str:
+    """``hetdps`` -> ``hetdps:INIT`` (``init`` = --hetdps-init); ``hetdps:X`` stays as given."""
+    return f"hetdps:{init}" if sharing.strip().lower() == "hetdps" else sharing
+
+
+def check_hetdps(cfg) -> None:  # noqa: ANN001
+    """Validate the HetDPS settings of any config with ``sharing`` and the :data:`HETDPS_FIELDS`
+    attributes (a :class:`TrainConfig`, or the off-policy CLI's view); errors name the flag."""
+    from hetero.grouping import MERGE_MODES
+    from hetero.kinds import KINDS
+
+    if cfg.merge not in MERGE_MODES:
+        raise ValueError(f"unknown --merge {cfg.merge!r}; expected one of {' | '.join(MERGE_MODES)}.")
+    if cfg.grouper not in GROUPERS:
+        raise ValueError(f"unknown --grouper {cfg.grouper!r}; expected one of {' | '.join(GROUPERS)}.")
+    if not is_dynamic_sharing(cfg.sharing):
+        if cfg.grouper != "hetdps":
+            raise ValueError(f"--grouper {cfg.grouper} regroups online; use it with --sharing hetdps.")
+        return
+    explicit = cfg.sharing.strip().lower()[len("hetdps"):].lstrip(":")
+    default_init = TrainConfig.__dataclass_fields__["hetdps_init"].default
+    if explicit and cfg.hetdps_init.strip().lower() not in (explicit, default_init):
+        raise ValueError(f"--sharing {cfg.sharing} already names the initial layout ({explicit}) but --hetdps-init "
+                         f"says {cfg.hetdps_init}; give it once: --sharing hetdps --hetdps-init {cfg.hetdps_init} "
+                         f"or --sharing hetdps:{cfg.hetdps_init}.")
+    if cfg.hetdps_kind not in KINDS:
+        raise ValueError(f"unknown --hetdps-kind {cfg.hetdps_kind!r}; expected one of {' | '.join(KINDS)}.")
+    if cfg.hetdps_no_structure not in ("merge", "keep"):
+        raise ValueError(f"unknown --hetdps-no-structure {cfg.hetdps_no_structure!r}; expected merge | keep.")
+    for name in ("hetdps_interval", "hetdps_rollouts", "hetdps_samples", "seps_samples"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(cfg, name)}).")
+    if cfg.grouper == "seps" and cfg.seps_k < 1:
+        raise ValueError("--grouper seps needs the number of groups: give --seps-k K (K >= 1); SePS does not "
+                         "find it itself (paper Table 2).")
+    if cfg.grouper == "madps" and not 0 <= cfg.madps_fusion < cfg.madps_division:
+        raise ValueError(f"--grouper madps needs 0 <= --madps-fusion < --madps-division (got "
+                         f"{cfg.madps_fusion}, {cfg.madps_division}).")
