@@ -6,7 +6,7 @@ agents. Observations of agents with different sizes are zero-padded to ``spec.ob
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -57,13 +57,16 @@ class Observation:
     """What agents see at one step, for all envs.
 
     obs [E, N, Do]; state [E, Ds]; local_state [E, N, Dl];
-    avail_actions [E, N, A] bool or None (discrete action masks).
+    avail_actions [E, N, A] bool or None (discrete action masks);
+    alive [E, N] bool or None (None: every agent is alive). A dead agent's transitions carry no
+    information about it (SMAC units), so sample pools mark them invalid.
     """
 
     obs: Tensor
     state: Tensor
     local_state: Tensor
     avail_actions: Tensor | None = None
+    alive: Tensor | None = None
 
 
 @dataclass
@@ -75,6 +78,9 @@ class StepResult:
     reward: [E, N]. terminated / truncated: [E] bool.
     obs: the observation to act on next: equal to ``next`` except in envs that finished this
         step, which were reset.
+    info: optional per-env extras, each [E] or [E, N]. Keys trainers read: ``won`` [E] bool
+        (battle won; meaningful where ``done``, logged as win rate) and ``unit_types`` [E, N]
+        long (each agent's unit type this episode, for envs that draw types per episode).
     """
 
     next: Observation
@@ -82,6 +88,7 @@ class StepResult:
     terminated: Tensor
     truncated: Tensor
     obs: Observation
+    info: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def done(self) -> Tensor:

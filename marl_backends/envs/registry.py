@@ -81,3 +81,13 @@ for _s, _d in VMAS_BUILTINS.items():
 from marl_backends.envs.mamujoco import register_all as _register_mamujoco  # noqa: E402
 
 _register_mamujoco(register)
+
+# --- SMAX maps (optional extra: JaxMARL on CPU JAX; owned by marl_backends/envs/smax.py) ---
+from marl_backends.envs.smax import register_all as _register_smax  # noqa: E402
+
+_register_smax(register)
+
+# --- SMACv2 tasks (optional extra: smacv2 from its git repository + StarCraft II; marl_backends/envs/smacv2.py) ---
+from marl_backends.envs.smacv2 import register_all as _register_smacv2  # noqa: E402
+
+_register_smacv2(register)

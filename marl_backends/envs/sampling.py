@@ -29,7 +29,8 @@ def collect_pool(env: VecMultiAgentEnv, steps: int, behaviour: Behaviour = "heur
                  seed: int = 0, progress: bool = True) -> SamplePool:
     """Run ``steps`` vectorised steps from a fresh ``reset(seed)``; rows = steps x envs (time-major).
 
-    Actions are stored one-hot for discrete envs. ``StepResult.next`` gives next_obs /
+    Actions are stored one-hot for discrete envs; rows where an agent is dead (``Observation.alive``)
+    are marked invalid. ``StepResult.next`` gives next_obs /
     next_local_state / next_state (before any auto-reset). Reproducible from ``seed``.
     """
     if steps < 1:
@@ -40,6 +41,7 @@ def collect_pool(env: VecMultiAgentEnv, steps: int, behaviour: Behaviour = "heur
     obs = env.reset(seed=seed)
     keys = ("state", "next_state", "local_state", "obs", "action", "reward", "next_local_state", "next_obs")
     buf: dict[str, list[Tensor]] = {k: [] for k in keys}
+    alive: list[Tensor] = []
     for _ in tqdm(range(steps), desc=f"collect {spec.name}", disable=not progress, leave=False):
         a = act_fn(obs)
         res = env.step(a)
@@ -49,7 +51,10 @@ def collect_pool(env: VecMultiAgentEnv, steps: int, behaviour: Behaviour = "heur
                      ("reward", res.reward), ("next_state", res.next.state),
                      ("next_local_state", res.next.local_state), ("next_obs", res.next.obs)):
             buf[k].append(v)
+        if obs.alive is not None:
+            alive.append(obs.alive.bool())
         obs = res.obs
     cat = {k: torch.cat(v, 0).to(torch.float32) for k, v in buf.items()}
     episode = torch.arange(env.num_envs, device=env.device).repeat(steps)  # env stream of each row
-    return SamplePool(**cat, obs_mask=spec.obs_mask.to(env.device), episode=episode)
+    valid = torch.cat(alive, 0) if alive else None  # a dead agent's rows are not its samples
+    return SamplePool(**cat, obs_mask=spec.obs_mask.to(env.device), episode=episode, valid=valid)

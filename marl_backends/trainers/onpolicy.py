@@ -125,6 +125,8 @@ class OnPolicyTrainer:
             "episodes": len(rets), "step_reward": float(ro.reward.mean()),
             "fps": self.cfg.batch_frames / (t2 - t0), "rollout_s": t1 - t0, "update_s": t2 - t1,
         })
+        if ro.episode_wins:
+            metrics["train_win_rate"] = sum(ro.episode_wins) / len(ro.episode_wins)
         return metrics
 
     def _prepare(self, ro: Rollout) -> dict[str, Tensor]:
@@ -199,7 +201,8 @@ class OnPolicyTrainer:
     # --- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        """Mean return of deterministic-policy episodes (one per parallel eval env)."""
+        """Mean return of deterministic-policy episodes (one per parallel eval env), and the win
+        rate where the env reports ``info["won"]``."""
         episodes = episodes or self.cfg.eval_episodes
         if self._eval_env is None or self._eval_env.num_envs != episodes:
             self._eval_env = self.env_factory(episodes, self.cfg.seed + 7919)
@@ -207,6 +210,7 @@ class OnPolicyTrainer:
         o = env.reset(seed=self.cfg.seed * 100_003 + 50_000 + self.iteration)
         ret = torch.zeros(episodes, device=self.device)
         alive = torch.ones(episodes, dtype=torch.bool, device=self.device)
+        won = torch.zeros(episodes, dtype=torch.bool, device=self.device)
         lo, hi = self.spec.action_low, self.spec.action_high
         for _ in range(self.spec.max_steps):
             a, _, _ = self.actor.act(o.obs, o.avail_actions, deterministic=True)
@@ -214,11 +218,16 @@ class OnPolicyTrainer:
                 a = a.clamp(lo, hi)
             res = env.step(a)
             ret += res.reward.mean(-1) * alive
+            if "won" in res.info:
+                won |= alive & res.done & res.info["won"].bool()
             alive &= ~res.done
             if not bool(alive.any()):
                 break
             o = res.obs
-        return {"eval_return": float(ret.mean()), "eval_return_std": float(ret.std()) if episodes > 1 else 0.0}
+        out = {"eval_return": float(ret.mean()), "eval_return_std": float(ret.std()) if episodes > 1 else 0.0}
+        if "won" in res.info:
+            out["eval_win_rate"] = float(won.float().mean())
+        return out
 
     # --- checkpoint state --------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -39,8 +39,10 @@ class Rollout:
     next_obs: Tensor
     next_state: Tensor
     next_local_state: Tensor
+    alive: Tensor | None = None  # [T, E, N] bool, envs that report it (SMAX)
     episode_returns: list[float] = field(default_factory=list)
     episode_lengths: list[int] = field(default_factory=list)
+    episode_wins: list[float] = field(default_factory=list)  # envs reporting info["won"] (SMAX, SMACv2)
 
     @property
     def done(self) -> Tensor:
@@ -58,7 +60,7 @@ class Rollout:
         return SamplePool(
             state=flat(self.state), next_state=flat(self.next_state), local_state=flat(self.local_state),
             obs=flat(self.obs), action=act, reward=flat(self.reward), next_local_state=flat(self.next_local_state),
-            next_obs=flat(self.next_obs),
+            next_obs=flat(self.next_obs), valid=flat(self.alive) if self.alive is not None else None,
             episode=torch.arange(e, device=self.obs.device).repeat(t),  # env stream of each row
         )
 
@@ -73,11 +75,11 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
     dev = o.obs.device
     buf: dict[str, list[Tensor]] = {k: [] for k in (
         "obs", "state", "local_state", "avail", "action", "logp", "dparams", "value", "reward", "terminated",
-        "truncated", "next_obs", "next_state", "next_local_state")}
+        "truncated", "next_obs", "next_state", "next_local_state", "alive")}
     trunc_value = []  # (t, mask, value) for truncated envs
     ep_ret = torch.zeros(e, device=dev)
     ep_len = torch.zeros(e, dtype=torch.long, device=dev)
-    returns, lengths = [], []
+    returns, lengths, wins = [], [], []
     lo, hi = spec.action_low, spec.action_high
     res = None
     for t in range(steps):
@@ -90,7 +92,7 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
         for k, x in (("obs", o.obs), ("state", o.state), ("local_state", o.local_state), ("avail", o.avail_actions),
                      ("action", act), ("logp", logp), ("dparams", dp), ("value", v), ("reward", res.reward),
                      ("terminated", res.terminated), ("truncated", res.truncated), ("next_obs", res.next.obs),
-                     ("next_state", res.next.state), ("next_local_state", res.next.local_state)):
+                     ("next_state", res.next.state), ("next_local_state", res.next.local_state), ("alive", o.alive)):
             buf[k].append(x)
         ep_ret += res.reward.mean(-1)
         ep_len += 1
@@ -100,6 +102,8 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
         if bool(done.any()):
             returns += ep_ret[done].tolist()
             lengths += ep_len[done].tolist()
+            if "won" in res.info:
+                wins += res.info["won"][done].float().tolist()
             ep_ret = ep_ret.masked_fill(done, 0.0)
             ep_len = ep_len.masked_fill(done, 0)
         o = res.obs
@@ -108,7 +112,7 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
     next_value = torch.cat([st["value"][1:], last_value[None]], 0)
     for t, mask, tv in trunc_value:
         next_value[t] = torch.where(mask[:, None], tv, next_value[t])
-    return Rollout(next_value=next_value, episode_returns=returns, episode_lengths=lengths, **st)
+    return Rollout(next_value=next_value, episode_returns=returns, episode_lengths=lengths, episode_wins=wins, **st)
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor, done: Tensor,
