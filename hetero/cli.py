@@ -218,7 +218,8 @@ def cmd_plot(args) -> int:
         for u in pick:
             z = np.load(npz[u])
             panels.append((f"update {u} ({len(set(z['labels'].tolist()))} groups)", z["matrix"], z["labels"]))
-        kind = json.loads((run / "config.json").read_text()).get("hetdps_kind", "") if (run / "config.json").exists() else ""
+        conf = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+        kind = conf.get("hetdps_kind") or conf.get("run", {}).get("hetdps_kind", "")  # on-policy | off-policy layout
         written += matrix_panels(panels, out / "hetdps_matrices", fmts, suptitle=f"HetDPS rounds ({kind})")
     if rounds:
         written += group_timeline([r["update"] for r in rounds], [r["labels"] for r in rounds], out / "group_timeline", fmts)
