@@ -73,7 +73,7 @@ def smax_available() -> bool:
 def _import_jax():
     if not smax_available():
         raise ImportError(f"SMAX envs need JaxMARL and JAX, which are not installed. Install them with: {INSTALL}")
-    # JAX must not grab the GPU memory torch uses, nor spawn a second BLAS thread pool on CPU
+    # on a GPU machine JAX must not preallocate the memory torch needs
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
     import jax.numpy as jnp
@@ -205,6 +205,24 @@ class SmaxEnv:
         return StepResult(next=self._observation(obs, world, avail), reward=_to_torch(rew, d, torch.float32),
                           terminated=terminated, truncated=done_t & ~terminated,
                           obs=self._observation(r_obs, r_world, r_avail), info=info)
+
+    def snapshot_state(self) -> dict:
+        """Every env's battle state, PRNG keys and masks as numpy arrays (exact off-policy resume)."""
+        jax = self._jax
+        return {"keys": np.asarray(self._keys), "state": [np.asarray(x) for x in jax.tree.leaves(self._state)],
+                "avail": self._avail.cpu().clone(), "unit_types": self.unit_types.cpu().clone()}
+
+    def restore_state(self, snap: dict) -> None:
+        """Inverse of :meth:`snapshot_state` on an env built with the same map and num_envs."""
+        jax, jnp = self._jax, self._jnp
+        leaves, tree = jax.tree.flatten(self._state)
+        if len(snap["state"]) != len(leaves) or any(a.shape != b.shape for a, b in zip(snap["state"], leaves)):
+            raise ValueError(f"{self.spec.name}: the snapshot is from a different map or num_envs; rebuild the env "
+                             "the checkpoint was written with.")
+        self._state = jax.tree.unflatten(tree, [jnp.asarray(x) for x in snap["state"]])
+        self._keys = jnp.asarray(snap["keys"])
+        self._avail = snap["avail"].to(self.device)
+        self.unit_types = snap["unit_types"].to(self.device)
 
     @property
     def model(self):  # noqa: ANN201

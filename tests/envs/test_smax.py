@@ -106,6 +106,26 @@ def test_policy_never_samples_unavailable_actions(env):
     assert steps * E * s.n_agents >= 10_000
 
 
+def test_snapshot_restore_continues_exactly(env):
+    gen = torch.Generator().manual_seed(3)
+    o = env.reset(seed=3)
+    for _ in range(7):
+        o = env.step(random_available(o.avail_actions, gen)).obs
+    snap = env.snapshot_state()
+    acts = []
+    for _ in range(5):
+        acts.append(random_available(o.avail_actions, gen))
+        o = env.step(acts[-1]).obs
+    first = o.obs.clone()
+    env.reset(seed=99)  # wander off, then come back
+    env.restore_state(snap)
+    for a in acts:
+        r = env.step(a)
+    assert torch.equal(r.obs.obs, first)
+    with pytest.raises(ValueError, match="different map or num_envs"):
+        SmaxEnv("2s3z", num_envs=E + 1).restore_state(snap)
+
+
 def test_unavailable_action_is_refused_with_names(env):
     o = env.reset(seed=0)
     a = torch.full((E, 5), STOP)
