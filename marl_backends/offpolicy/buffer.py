@@ -5,6 +5,11 @@ stored transition are the next rows of the same env column. Each row keeps its o
 observation (``StepResult.next``), so an n-step return can stop at any row: at the first episode
 end (terminated: no bootstrap; truncated: bootstrap from that row's next state) or at the newest
 row written. Sampling and the n-step sums are batched tensor ops.
+
+Optional per-agent masks are stored when the env provides them (allocated at the first ``add``
+that carries them): ``avail`` / ``next_avail`` [T, E, N, A] bool (``Observation.avail_actions``
+of obs and of the true next obs; the sampled ``Batch`` carries ``avail`` and ``boot_avail``, the
+mask at the n-step bootstrap row) and ``alive`` [T, E, N] bool (of obs; for ``SamplePool.valid``).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from torch import Tensor
 from marl_backends.envs.base import Observation, StepResult
 
 _FIELDS = ("obs", "state", "local_state", "action", "reward", "next_obs", "next_state", "next_local_state")
+_MASKS = ("avail", "next_avail", "alive")  # optional bool fields, present when the env reports them
 
 
 @dataclass
@@ -26,6 +32,8 @@ class Batch:
     ret: n-step discounted team return; disc: gamma^m * (1 - terminated) for the bootstrap
     (m <= n steps used); boot_*: the observation to bootstrap from (after the m-th step).
     reward / next_*: the one-step fields, for the sample pool.
+    avail / boot_avail: available-action masks [K, B, N, A] bool of obs and of the bootstrap
+    observation (None when the env has no masks).
     """
 
     obs: Tensor
@@ -40,6 +48,8 @@ class Batch:
     disc: Tensor
     boot_obs: Tensor
     boot_state: Tensor
+    avail: Tensor | None = None
+    boot_avail: Tensor | None = None
 
 
 class ReplayBuffer:
@@ -68,7 +78,16 @@ class ReplayBuffer:
         self.action, self.reward = z(n, action_dim), z(n)
         self.terminated = torch.zeros(t, e, dtype=torch.bool, device=self.device)
         self.done = torch.zeros(t, e, dtype=torch.bool, device=self.device)
+        self.n_agents, self.action_dim = n, action_dim
+        self.avail = self.next_avail = self.alive = None  # allocated when the env reports them
         self.ptr, self.size = 0, 0
+
+    def _mask(self, name: str) -> Tensor:
+        """The bool field ``name``, allocated (all True) on first use."""
+        if getattr(self, name) is None:
+            shape = (self.n_agents,) if name == "alive" else (self.n_agents, self.action_dim)
+            setattr(self, name, torch.ones(self.t_cap, self.num_envs, *shape, dtype=torch.bool, device=self.device))
+        return getattr(self, name)
 
     def __len__(self) -> int:
         return self.size * self.num_envs
@@ -83,6 +102,11 @@ class ReplayBuffer:
             getattr(self, name)[p] = v.to(self.device, torch.float32)
         self.terminated[p] = result.terminated.to(self.device)
         self.done[p] = result.done.to(self.device)
+        for name, v in (("avail", obs.avail_actions), ("next_avail", nxt.avail_actions), ("alive", obs.alive)):
+            if v is not None:
+                self._mask(name)[p] = v.to(self.device, torch.bool)
+            elif getattr(self, name) is not None:
+                getattr(self, name)[p] = True
         self.ptr = (p + 1) % self.t_cap
         self.size = min(self.size + 1, self.t_cap)
 
@@ -111,7 +135,11 @@ class ReplayBuffer:
         last_t = tk.gather(-1, (m - 1)[..., None]).squeeze(-1)
         disc = (self.gamma ** m.to(ret.dtype)) * (~self.terminated[last_t, env]).to(ret.dtype)
         f = {name: getattr(self, name)[t, env] for name in _FIELDS}
-        return Batch(**f, ret=ret, disc=disc, boot_obs=self.next_obs[last_t, env], boot_state=self.next_state[last_t, env])
+        masks = {}
+        if self.avail is not None:
+            masks = {"avail": self.avail[t, env], "boot_avail": self._mask("next_avail")[last_t, env]}
+        return Batch(**f, ret=ret, disc=disc, boot_obs=self.next_obs[last_t, env],
+                     boot_state=self.next_state[last_t, env], **masks)
 
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
@@ -123,6 +151,7 @@ class ReplayBuffer:
         out = {name: getattr(self, name)[:k].to("cpu", torch.float32).clone() for name in _FIELDS}
         out.update(terminated=self.terminated[:k].cpu().clone(), done=self.done[:k].cpu().clone(),
                    ptr=self.ptr, size=self.size, t_cap=self.t_cap, num_envs=self.num_envs)
+        out.update({name: getattr(self, name)[:k].cpu().clone() for name in _MASKS if getattr(self, name) is not None})
         return out
 
     def load_state_dict(self, sd: dict) -> None:
@@ -133,4 +162,9 @@ class ReplayBuffer:
         k = sd["size"]
         for name in _FIELDS + ("terminated", "done"):
             getattr(self, name)[:k] = sd[name].to(self.device)
+        for name in _MASKS:
+            if name in sd:
+                self._mask(name)[:k] = sd[name].to(self.device)
+            else:
+                setattr(self, name, None)
         self.ptr, self.size = sd["ptr"], k

@@ -11,7 +11,12 @@ Shared ``TrainConfig`` flags keep their meaning: ``--env --sharing --seed --fram
 --resume``. One iteration = ``train_interval`` vectorised env steps + its burst of updates.
 Defaults that differ from the on-policy ones follow HARL Table 15: 10 envs, hidden 256,256,
 critic lr 1e-3. Sharing defaults: omdpg / matd3-* use the env's groups when it knows them
-(the paper's ParPS), matd3 uses nps. ``--resume`` is exact: ``checkpoint.pt`` carries networks,
+(the paper's ParPS), matd3 uses nps. Actions: envs with both modes (VMAS: spread, PMS) train
+continuous by default and discrete with ``--no-continuous``; discrete-only envs (SMAX, SMACv2)
+train discrete (one-hot actions with masks, see ``offpolicy.trainer``), and ``--continuous`` is
+refused there by the env. The resolved mode is written to config.json (``run.continuous``).
+Envs reporting ``info["won"]`` (SMAX) add ``train_win_rate`` (last 20 finished episodes) and,
+when evaluating, ``eval_win_rate`` to metrics.csv. ``--resume`` is exact: ``checkpoint.pt`` carries networks,
 optimisers, counters, the filled replay rows, the running envs and all RNG states
 (:mod:`marl_backends.offpolicy.checkpoint`), so K/2 iterations + resume + K/2 equals K. As with
 the on-policy runs, ``--resume`` takes only the flags in ``RESUME_OVERRIDABLE`` (frames,
@@ -124,6 +129,21 @@ def resolve_hetdps(run: dict) -> dict | None:
     return h
 
 
+def _make_env(name: str, num_envs: int, device: str, seed: int, continuous: bool | None):  # noqa: ANN202
+    """(env, continuous) for --continuous / --no-continuous as given; not given: continuous where
+    the env has both modes (off-policy's usual mode), discrete where it has discrete actions only
+    (those factories refuse ``continuous=True`` with a message naming discrete actions before
+    building anything, so the fallback costs nothing)."""
+    if continuous is not None:
+        return make_env(name, num_envs=num_envs, device=device, seed=seed, continuous=continuous), continuous
+    try:
+        return make_env(name, num_envs=num_envs, device=device, seed=seed, continuous=True), True
+    except ValueError as e:
+        if "discrete" not in str(e):
+            raise
+    return make_env(name, num_envs=num_envs, device=device, seed=seed, continuous=False), False
+
+
 def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, object, dict]:  # noqa: ANN001
     """(trainer, eval env, resolved run settings) from run-level and OffPolicyConfig settings.
 
@@ -131,12 +151,15 @@ def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, obj
     With ``--sharing hetdps[:INIT]`` the trainer carries its HetDPS controller as
     ``trainer.hetdps`` (built like the on-policy one), else ``trainer.hetdps`` is None."""
     run = {**RUN_DEFAULTS, **run}
-    if run.get("continuous") is False:
-        raise ValueError(f"--algo {run['algo']} needs continuous actions; drop --no-continuous.")
     hetdps = resolve_hetdps(run)  # checked before any env is built
     dev = own.get("device", "cpu")
-    mk = env_factory or (lambda n, seed: make_env(run["env"], num_envs=n, device=dev, seed=seed, continuous=True))
-    env = mk(run["num_envs"], own.get("seed", 0))
+    if env_factory is None:
+        env, cont = _make_env(run["env"], run["num_envs"], dev, own.get("seed", 0), run.get("continuous"))
+        mk = lambda n, seed: make_env(run["env"], num_envs=n, device=dev, seed=seed, continuous=cont)  # noqa: E731
+    else:
+        mk = env_factory
+        env = mk(run["num_envs"], own.get("seed", 0))
+    run["continuous"] = not env.spec.discrete
     default_sharing = "nps" if run["algo"] == "matd3" or env.spec.groups is None else "groups:env"
     run["sharing"] = run["sharing"] or default_sharing
     sharing = parse_sharing(run["sharing"], env.spec.n_agents, env.spec.groups)
@@ -218,11 +241,13 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             iteration += 1
             m.update(iteration=iteration, frames=trainer.env_steps, updates=trainer.n_updates,
                      train_return=trainer.mean_return())
+            if getattr(trainer, "reports_wins", False):
+                m["train_win_rate"] = trainer.win_rate()
             if hetdps is not None:
                 hetdps.after_update(iteration)
                 m.update(hetdps.metrics())
             if (run["eval_interval"] and iteration % run["eval_interval"] == 0) or iteration == total:
-                m["eval_return"] = trainer.evaluate(eval_env, run["eval_episodes"], seed=trainer.cfg.seed + 10_000)
+                m.update(trainer.evaluate(eval_env, run["eval_episodes"], seed=trainer.cfg.seed + 10_000, details=True))
             if callback is not None:
                 callback(trainer, m)
             m["wall_s"] = time.perf_counter() - t0
@@ -232,6 +257,8 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             post = {"ret": f"{m['train_return']:.3g}" if math.isfinite(m["train_return"]) else "nan"}
             if "eval_return" in m:
                 post["eval"] = f"{m['eval_return']:.3g}"
+            if math.isfinite(m.get("train_win_rate", math.nan)):
+                post["win"] = f"{m['train_win_rate']:.2f}"
             bar.set_postfix(post)
             if (run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0) or iteration == total:
                 save_checkpoint(trainer, run_dir, iteration)

@@ -49,11 +49,17 @@ class OffPolicyConfig:
         actor_lr: Adam step size of the actors.
         critic_lr: Adam step size of the critics.
         polyak: tau of the soft target update.
-        expl_noise: std of the Gaussian exploration noise (actions scaled to [-1, 1]).
-        policy_noise: std of the target policy smoothing noise (the truncated Gaussian epsilon of Eq. 9).
+        expl_noise: std of the Gaussian exploration noise (actions scaled to [-1, 1]); for discrete
+            actions it is the epsilon of epsilon-greedy exploration (a uniformly random available
+            action with this probability, else the greedy one).
+        policy_noise: std of the target policy smoothing noise (the truncated Gaussian epsilon of Eq. 9);
+            continuous actions only (discrete target actions are the one-hot argmax, unsmoothed).
         noise_clip: the smoothing noise is clipped to [-noise_clip, noise_clip].
         policy_delay: critic updates per actor / target update.
-        warmup_steps: transitions of uniformly random actions before learning starts.
+        discrete_tau: discrete actions only: temperature of the straight-through softmax whose
+            gradient the one-hot argmax action carries in the actor loss (onehot + p - p.detach(),
+            p = softmax(masked logits / tau)); lower = closer to the argmax, higher variance.
+        warmup_steps: transitions of uniformly random (available) actions before learning starts.
         train_interval: vectorised env steps between two bursts of updates.
         updates_per_step: gradient updates per vectorised env step (so a burst has
             round(train_interval * updates_per_step) updates).
@@ -86,6 +92,7 @@ class OffPolicyConfig:
     policy_noise: float = 0.2
     noise_clip: float = 0.5
     policy_delay: int = 2
+    discrete_tau: float = 1.0
     warmup_steps: int = 10_000
     train_interval: int = 50
     updates_per_step: float = 1.0
@@ -108,6 +115,10 @@ class OffPolicyConfig:
             raise ValueError(f"actor_loss={self.actor_loss!r}; choose 'omq' (Eq. 15) or 'joint' (MATD3).")
         if self.pu_coef > 0 and self.n_critics < 2:
             raise ValueError(f"pu_coef={self.pu_coef} needs n_critics >= 2 (the PU term is the ensemble std, Eq. 8).")
+        if not self.discrete_tau > 0:
+            raise ValueError(f"discrete_tau={self.discrete_tau}; the softmax temperature must be > 0 (default 1.0).")
+        if not self.expl_noise >= 0:
+            raise ValueError(f"expl_noise={self.expl_noise}; must be >= 0 (discrete actions: an epsilon in [0, 1]).")
         for name in ("batch_size", "policy_delay", "train_interval", "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; must be >= 1.")

@@ -3,6 +3,7 @@
 - :func:`grouped_actor` (CCGA, OMDPG Sec. 4.3): deterministic actors mu_g(o) in [-1, 1]^A with
   G groups; agent i uses group ``layout[i]``'s stacked parameters (gathered by index, so agents
   of a group share parameters exactly and their gradients add up in the group's rows).
+  Discrete actions: logits instead of tanh actions (``discrete=True``).
 - :class:`CriticEnsemble` (GQC, Eqs. 8-10): C_k centralised Q(s, a_1..a_n) networks held as one
   GroupedMLP whose "agents" are the critics (identity layout), so every critic runs in one
   batched op, each on its own slice of data.
@@ -16,10 +17,11 @@ from marl_backends.nets import GroupedMLP
 
 
 def grouped_actor(layout: tuple[int, ...], obs_dim: int, hidden: tuple[int, ...], action_dim: int,
-                  generator: torch.Generator | None = None) -> GroupedMLP:
-    """Deterministic grouped actor: obs [..., N, Do] -> actions [..., N, A] in [-1, 1]."""
+                  generator: torch.Generator | None = None, discrete: bool = False) -> GroupedMLP:
+    """Deterministic grouped actor: obs [..., N, Do] -> actions [..., N, A] in [-1, 1], or
+    (``discrete``) the same MLP without the tanh, giving logits (see ``offpolicy.discrete``)."""
     return GroupedMLP(obs_dim, action_dim, hidden, layout, activation="relu", out_gain=0.01,
-                      out_activation="tanh", generator=generator)
+                      out_activation=None if discrete else "tanh", generator=generator)
 
 
 class CriticEnsemble(nn.Module):

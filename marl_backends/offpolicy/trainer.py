@@ -11,7 +11,18 @@ Per update (``update``):
    critic call, min over critics per ``cfg.omq_min``; or MATD3's joint -Q_1), then polyak targets.
 
 Actors are grouped (CCGA): agents in a group share parameters; ``apply_plan`` regroups them
-(SharingTrainer). Discrete-action envs are refused (no relaxation implemented).
+(SharingTrainer).
+
+Discrete actions (SMAC / SMAX, the paper's discrete benchmark; helpers in ``offpolicy.discrete``):
+inside the trainer every action is a vector [.., N, A], the one-hot of the index (the env gets
+the index). Buffer, critic input, OMQ joint actions (Eq. 7/15: agent i's zero action stays the
+all-zero vector, "no action") and OOD / PU joint actions (Eqs. 11-13) use these vectors as they
+are. The actor gives logits; unavailable actions are masked; mu_i(o) is the one-hot argmax of
+the masked logits, differentiated by a straight-through softmax (``cfg.discrete_tau``). a^g
+(Eq. 11) and the target actions (Eq. 9) are the one-hot argmax of the masked (target) logits at
+their observation (masks stored in the buffer); TD3 target smoothing does not apply to one-hots.
+Exploration: uniform over available actions in warmup, then epsilon-greedy (eps = ``expl_noise``).
+Envs reporting ``info["won"]`` get a win rate of finished episodes (``win_rate``).
 """
 from __future__ import annotations
 
@@ -30,22 +41,17 @@ from marl_backends.nets import GroupedAdam, Sharing, check_layout
 from marl_backends.nets import apply_plan as regroup
 from marl_backends.offpolicy.buffer import ReplayBuffer
 from marl_backends.offpolicy.config import OffPolicyConfig
+from marl_backends.offpolicy.discrete import explore_index, greedy_onehot, onehot, straight_through, uniform_available
 from marl_backends.offpolicy.envstate import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.offpolicy.nets import CriticEnsemble, grouped_actor, polyak
 from marl_backends.offpolicy.omq import ood_joint_actions, omq_actor_loss, omq_joint_actions, pu_target
 
 
 class OffPolicyTrainer:
-    """MATD3 / OMDPG on a continuous-action VecMultiAgentEnv; implements SharingTrainer."""
+    """MATD3 / OMDPG on a continuous- or discrete-action VecMultiAgentEnv; implements SharingTrainer."""
 
     def __init__(self, env: VecMultiAgentEnv, cfg: OffPolicyConfig, sharing: Sharing | tuple[int, ...] | None = None):
         s = env.spec
-        if s.discrete:
-            raise ValueError(
-                f"{cfg.algo} needs continuous actions but env {s.name!r} is discrete; create it with "
-                "continuous=True (e.g. make_env(name, ..., continuous=True)) or use an on-policy trainer "
-                "(mappo / happo). No Gumbel-softmax relaxation is implemented."
-            )
         if sharing is None:
             sharing = Sharing("nps", tuple(range(s.n_agents)))
         elif not isinstance(sharing, Sharing):
@@ -53,11 +59,12 @@ class OffPolicyTrainer:
         check_layout(sharing.layout, s.n_agents)
         self.env, self.cfg, self.sharing = env, cfg, sharing
         self.device = torch.device(cfg.device)
-        self.n, self.a_dim = s.n_agents, s.action_dim
+        self.n, self.a_dim, self.discrete = s.n_agents, s.action_dim, bool(s.discrete)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         init = torch.Generator().manual_seed(cfg.seed)
         self.actor_in = s.obs_dim + (s.n_agents if sharing.append_id else 0)
-        self.actor = grouped_actor(sharing.layout, self.actor_in, cfg.hidden, s.action_dim, init).to(self.device)
+        self.actor = grouped_actor(sharing.layout, self.actor_in, cfg.hidden, s.action_dim, init,
+                                   self.discrete).to(self.device)
         self.critic = CriticEnsemble(cfg.n_critics, s.state_dim, s.n_agents, s.action_dim, cfg.hidden, init).to(self.device)
         self.actor_tgt, self.critic_tgt = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         self.actor_opt = GroupedAdam(self.actor.parameters(), lr=cfg.actor_lr)
@@ -70,6 +77,8 @@ class OffPolicyTrainer:
         self._obs = env.reset(seed=cfg.seed)
         self._ep_ret = torch.zeros(env.num_envs, device=self.device)
         self.episode_returns: deque[float] = deque(maxlen=100)
+        self.episode_wins: deque[float] = deque(maxlen=100)  # 1.0 / 0.0 per finished episode (info["won"])
+        self.reports_wins = False  # the env reports info["won"]
         self.env_steps, self.n_updates = 0, 0
         self.metrics: dict[str, float] = {}
         self.hetdps = None  # the HetDPS controller of a --sharing hetdps run (set by offpolicy.cli.build)
@@ -80,13 +89,17 @@ class OffPolicyTrainer:
         return self.actor.layout_tuple
 
     def policy_distributions(self, obs: Tensor) -> Tensor:
-        """obs [B, N, Do] -> [B, N, 2A]: mean mu_i(o) and the exploration std (deterministic actors)."""
+        """obs [B, N, Do] -> [B, N, 2A]: mean mu_i(o) and the exploration std (deterministic actors);
+        discrete: [B, N, A] softmax(logits / discrete_tau) (no masks: obs only)."""
         with torch.no_grad():
             mu = self.actor(self._actor_obs(obs.to(self.device)))
+        if self.discrete:
+            return torch.softmax(mu / self.cfg.discrete_tau, -1)
         return torch.cat([mu, torch.full_like(mu, self.cfg.expl_noise)], -1)
 
     def sample_pool(self) -> SamplePool:
-        """The most recent ``pool_size`` transitions (actions scaled to [-1, 1])."""
+        """The most recent ``pool_size`` transitions (actions scaled to [-1, 1], or one-hot); rows of
+        agents that were dead (``Observation.alive``) are marked invalid."""
         b = self.buffer
         if b.size == 0:
             raise ValueError("sample_pool: the replay buffer is empty; train or collect steps first.")
@@ -96,7 +109,7 @@ class OffPolicyTrainer:
         mask = self.env.spec.obs_mask.to(self.device)
         return SamplePool(state=f(b.state), next_state=f(b.next_state), local_state=f(b.local_state), obs=f(b.obs),
                           action=f(b.action), reward=f(b.reward), next_local_state=f(b.next_local_state),
-                          next_obs=f(b.next_obs), obs_mask=mask)
+                          next_obs=f(b.next_obs), obs_mask=mask, valid=None if b.alive is None else f(b.alive))
 
     def apply_plan(self, plan: RegroupPlan) -> None:
         """Regroup actors, target actors and Adam state together (RegroupPlan semantics)."""
@@ -115,15 +128,31 @@ class OffPolicyTrainer:
         return torch.cat([obs, eye], -1)
 
     def _to_env(self, a: Tensor) -> Tensor:
+        if self.discrete:
+            return a.argmax(-1)
         return self._lo + (a + 1.0) * 0.5 * (self._hi - self._lo)
 
+    def _mask(self, avail: Tensor | None) -> Tensor | None:
+        return None if avail is None or not self.discrete else avail.to(self.device).bool()
+
+    def _greedy(self, net, obs: Tensor, avail: Tensor | None) -> Tensor:  # noqa: ANN001
+        """mu(o) of ``net`` (actor or target actor) as action vectors; discrete: masked one-hot argmax."""
+        out = net(self._actor_obs(obs))
+        return greedy_onehot(out, avail) if self.discrete else out
+
     def act(self, obs: Observation, explore: bool = True) -> Tensor:
-        """Actions in [-1, 1], [E, N, A]: uniform during warmup, else mu(o) + N(0, expl_noise)."""
-        e = obs.obs.shape[0]
+        """Action vectors [E, N, A]. Continuous, in [-1, 1]: uniform during warmup, else
+        mu(o) + N(0, expl_noise). Discrete, one-hot: uniform over available actions during warmup,
+        else epsilon-greedy over them (eps = expl_noise); greedy without ``explore``."""
+        e, avail = obs.obs.shape[0], self._mask(obs.avail_actions)
         if explore and self.env_steps < self.cfg.warmup_steps:
+            if self.discrete:
+                return onehot(uniform_available((e, self.n, self.a_dim), avail, self.gen, self.device), self.a_dim)
             return torch.rand(e, self.n, self.a_dim, generator=self.gen, device=self.device) * 2 - 1
         with torch.no_grad():
-            a = self.actor(self._actor_obs(obs.obs.to(self.device)))
+            a = self._greedy(self.actor, obs.obs.to(self.device), avail)
+        if self.discrete:
+            return onehot(explore_index(a, avail, self.cfg.expl_noise, self.gen), self.a_dim) if explore else a
         if explore:
             a = a + self.cfg.expl_noise * torch.randn(a.shape, generator=self.gen, device=self.device)
         return a.clamp(-1.0, 1.0)
@@ -131,11 +160,15 @@ class OffPolicyTrainer:
     def act_behaviour(self, obs: Tensor, avail: Tensor | None = None,
                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Behaviour actions for an obs tensor [E, N, Do] (like ``GroupedPolicy.act``'s first outputs):
-        (env-scaled actions, the same in [-1, 1]) = mu(o) + N(0, expl_noise), clipped. ``avail`` is
-        ignored (continuous actions); ``generator`` draws the noise (default: the trainer's)."""
+        (env actions, action vectors). Continuous: mu(o) + N(0, expl_noise), clipped, as (env-scaled,
+        [-1, 1]); ``avail`` is ignored. Discrete: epsilon-greedy over the available actions (``avail``
+        [E, N, A] bool), as (indices [E, N], one-hot). ``generator`` draws the noise (default: the trainer's)."""
         g = self.gen if generator is None else generator
         with torch.no_grad():
-            a = self.actor(self._actor_obs(obs.to(self.device)))
+            a = self._greedy(self.actor, obs.to(self.device), self._mask(avail))
+            if self.discrete:
+                a = onehot(explore_index(a, self._mask(avail), self.cfg.expl_noise, g), self.a_dim)
+                return a.argmax(-1), a
             noise = torch.randn(a.shape, generator=g, device=g.device).to(self.device)
             a = (a + self.cfg.expl_noise * noise).clamp(-1.0, 1.0)
         return self._to_env(a), a
@@ -147,10 +180,13 @@ class OffPolicyTrainer:
             res = self.env.step(self._to_env(a))
             self.buffer.add(self._obs, a, res)
             self._ep_ret += res.reward.to(self.device).mean(-1)
-            done = res.done.to(self.device)
+            done, won = res.done.to(self.device), res.info.get("won")
+            self.reports_wins |= won is not None
             if done.any():
                 self.episode_returns.extend(self._ep_ret[done].tolist())
                 self._ep_ret[done] = 0.0
+                if won is not None:
+                    self.episode_wins.extend(won.to(self.device)[done].float().tolist())
             self._obs = res.obs
             self.env_steps += self.env.num_envs
 
@@ -163,9 +199,10 @@ class OffPolicyTrainer:
         rank = (torch.randperm(n, generator=self.gen, device=self.device) if cfg.shuffle_order
                 else torch.arange(n, device=self.device))
         with torch.no_grad():
-            a_next = self.actor_tgt(self._actor_obs(b.boot_obs))
-            eps = (torch.randn(a_next.shape, generator=self.gen, device=self.device) * cfg.policy_noise)
-            a_next = (a_next + eps.clamp(-cfg.noise_clip, cfg.noise_clip)).clamp(-1.0, 1.0)
+            a_next = self._greedy(self.actor_tgt, b.boot_obs, b.boot_avail)
+            if not self.discrete:  # TD3 target smoothing; a one-hot target stays the argmax
+                eps = (torch.randn(a_next.shape, generator=self.gen, device=self.device) * cfg.policy_noise)
+                a_next = (a_next + eps.clamp(-cfg.noise_clip, cfg.noise_clip)).clamp(-1.0, 1.0)
             if cfg.target == "own":  # Eq. 9: critic c's own target network on its own minibatch
                 q_next = self.critic_tgt(b.boot_state, a_next)
             else:  # clipped double Q over all target critics
@@ -179,7 +216,7 @@ class OffPolicyTrainer:
             sl = slice(0, 1) if cfg.pu_batch == "shared" else slice(None)
             obs, state, action = b.obs[sl], b.state[sl], b.action[sl]
             with torch.no_grad():
-                greedy = self.actor(self._actor_obs(obs))  # a^g, Eq. 11
+                greedy = self._greedy(self.actor, obs, None if b.avail is None else b.avail[sl])  # a^g, Eq. 11
                 # Eq. 12: (a_{1:i}, a^g_{i+1:n}), i ~ U{pu_prefix_min..n-1} (1: at least one sampled action)
                 lo, hi = (min(cfg.pu_prefix_min, n - 1), n) if n > 1 else (0, 1)
                 prefix = torch.randint(lo, hi, state.shape[:2], generator=self.gen, device=self.device)
@@ -196,15 +233,19 @@ class OffPolicyTrainer:
         self.critic_opt.step()
         self.n_updates += 1
         if self.n_updates % cfg.policy_delay == 0:
-            m["actor_loss"] = self._update_actor(b.obs[0], b.state[0], b.action[0], rank)
+            m["actor_loss"] = self._update_actor(b.obs[0], b.state[0], b.action[0], rank,
+                                                 None if b.avail is None else b.avail[0])
             polyak(self.actor_tgt, self.actor, cfg.polyak)
             polyak(self.critic_tgt, self.critic, cfg.polyak)
         self.metrics = m
         return m
 
-    def _update_actor(self, obs: Tensor, state: Tensor, action: Tensor, rank: Tensor) -> float:
+    def _update_actor(self, obs: Tensor, state: Tensor, action: Tensor, rank: Tensor,
+                      avail: Tensor | None = None) -> float:
         self.critic.requires_grad_(False)
         live = self.actor(self._actor_obs(obs))  # [B, N, A]
+        if self.discrete:  # one-hot argmax forward, softmax gradient
+            live = straight_through(live, avail, self.cfg.discrete_tau)
         if self.cfg.actor_loss == "joint":  # MATD3: -Q_1(s, mu_1(o_1), ..., mu_n(o_n))
             loss = -self.critic(state[None], live[None])[0].mean()
         else:  # OMQ, Eq. 15: all 2N joint actions of all agents in one critic call
@@ -244,6 +285,8 @@ class OffPolicyTrainer:
             m = self.iterate()
             row = {"env_steps": self.env_steps, "updates": self.n_updates, "wall_s": time.perf_counter() - t0,
                    "episode_return": self.mean_return(), **m}
+            if self.reports_wins:
+                row["win_rate"] = self.win_rate()
             rows.append(row)
             bar.update(self.env_steps - before)
             bar.set_postfix(ret=f"{row['episode_return']:.1f}")
@@ -256,28 +299,40 @@ class OffPolicyTrainer:
         r = list(self.episode_returns)[-last:]
         return float(sum(r) / len(r)) if r else float("nan")
 
+    def win_rate(self, last: int = 20) -> float:
+        """Fraction of the last ``last`` finished episodes won (envs reporting ``info["won"]``)."""
+        w = list(self.episode_wins)[-last:]
+        return float(sum(w) / len(w)) if w else float("nan")
+
     @torch.no_grad()
-    def evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int = 12345) -> float:
+    def evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int = 12345, details: bool = False):  # noqa: ANN201
         """Mean team return of the deterministic policy over ``episodes`` episodes on ``env``.
 
-        Leaves the global RNGs as it found them (env resets may reseed them), so evaluating does
-        not change the training run."""
+        ``details=True`` returns a dict instead: ``eval_return`` and, where the env reports
+        ``info["won"]``, ``eval_win_rate``. Leaves the global RNGs as it found them (env resets
+        may reseed them), so evaluating does not change the training run."""
         rng = global_rng_state()
         try:
-            return self._evaluate(env, episodes, seed)
+            out = self._evaluate(env, episodes, seed)
         finally:
             set_global_rng_state(rng)
+        return out if details else out["eval_return"]
 
-    def _evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int) -> float:
-        obs, rets, acc = env.reset(seed=seed), [], torch.zeros(env.num_envs, device=self.device)
+    def _evaluate(self, env: VecMultiAgentEnv, episodes: int, seed: int) -> dict[str, float]:
+        obs, rets, wins, acc = env.reset(seed=seed), [], [], torch.zeros(env.num_envs, device=self.device)
         while len(rets) < episodes:
             res = env.step(self._to_env(self.act(obs, explore=False)))
             acc += res.reward.to(self.device).mean(-1)
             d = res.done.to(self.device)
             rets.extend(acc[d].tolist())
+            if "won" in res.info:
+                wins.extend(res.info["won"].to(self.device)[d].float().tolist())
             acc[d] = 0.0
             obs = res.obs
-        return float(sum(rets[:episodes]) / episodes)
+        out = {"eval_return": float(sum(rets[:episodes]) / episodes)}
+        if wins:
+            out["eval_win_rate"] = float(sum(wins[:episodes]) / episodes)
+        return out
 
     def state_dict(self) -> dict:
         return {"layout": list(self.layout), "actor": self.actor.state_dict(), "actor_tgt": self.actor_tgt.state_dict(),
@@ -291,8 +346,10 @@ class OffPolicyTrainer:
         and the sampling generator. Large (the buffer); saved only in the run's checkpoint.pt."""
         o = self._obs
         return {"buffer": self.buffer.state_dict(), "env": env_state(self.env), "gen": self.gen.get_state(),
-                "obs": {"obs": o.obs, "state": o.state, "local_state": o.local_state, "avail_actions": o.avail_actions},
+                "obs": {"obs": o.obs, "state": o.state, "local_state": o.local_state, "avail_actions": o.avail_actions,
+                        "alive": o.alive},
                 "ep_ret": self._ep_ret.cpu().clone(), "episode_returns": list(self.episode_returns),
+                "episode_wins": list(self.episode_wins), "reports_wins": self.reports_wins,
                 "metrics": dict(self.metrics)}
 
     def load_resume_state(self, st: dict) -> None:
@@ -302,6 +359,8 @@ class OffPolicyTrainer:
         self._obs = Observation(**st["obs"])
         self._ep_ret = st["ep_ret"].to(self.device)
         self.episode_returns = deque(st["episode_returns"], maxlen=self.episode_returns.maxlen)
+        self.episode_wins = deque(st.get("episode_wins", []), maxlen=self.episode_wins.maxlen)
+        self.reports_wins = bool(st.get("reports_wins", False))
         self.metrics = dict(st["metrics"])
 
     def load_state_dict(self, sd: dict) -> None:
