@@ -1,4 +1,5 @@
-"""Off-policy trainers: MATD3 and OMDPG (Yu et al.) on one replay-buffer core.
+"""Off-policy trainers: MATD3 and OMDPG (Yu et al.) on one replay-buffer core, for continuous
+and (one-hot, masked; :mod:`marl_backends.offpolicy.discrete`) discrete actions.
 
 Public API: :class:`OffPolicyConfig` with presets :func:`matd3` / :func:`omdpg` (and
 ``ABLATION`` for the paper's Fig. 6 variants), :class:`OffPolicyTrainer` (implements

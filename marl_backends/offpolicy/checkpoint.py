@@ -96,8 +96,9 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
     The env is the run's (``trainer.cfg.env``, the registry name), ``num_envs`` as trained.
     ``overrides`` replace OffPolicyConfig fields that do not change the model (e.g.
     ``device="cuda"``). ``resume=False`` (default) loads networks only (skips the replay buffer and
-    env snapshot); then ``trainer.policy_distributions(obs)`` gives [mean, std] [B, N, 2A] and
-    ``trainer.act_behaviour(obs, avail, generator=g)[0]`` samples env-scaled behaviour actions.
+    env snapshot); then ``trainer.policy_distributions(obs)`` gives [mean, std] [B, N, 2A]
+    (discrete: probabilities [B, N, A]) and ``trainer.act_behaviour(obs, avail, generator=g)[0]``
+    samples behaviour actions for the env (env-scaled, or available action indices).
     """
     from marl_backends.offpolicy.cli import build
 
@@ -108,8 +109,8 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
     saved = json.loads((run_dir_ / "config.json").read_text())
     own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
     own.update(overrides)
-    run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"]), "eval_episodes": 1}
-    trainer, _, _ = build(run, own, env_factory)
+    run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"])}
+    trainer, _, _ = build(run, own, env_factory, with_eval=False)
     obj = torch.load(_checkpoint_file(run_dir), map_location="cpu", weights_only=False)
     if obj.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{run_dir}: checkpoint kind {obj.get('kind')!r} is not {CHECKPOINT_KIND!r}.")

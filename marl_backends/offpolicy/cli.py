@@ -144,8 +144,10 @@ def _make_env(name: str, num_envs: int, device: str, seed: int, continuous: bool
     return make_env(name, num_envs=num_envs, device=device, seed=seed, continuous=False), False
 
 
-def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, object, dict]:  # noqa: ANN001
-    """(trainer, eval env, resolved run settings) from run-level and OffPolicyConfig settings.
+def build(run: dict, own: dict, env_factory=None,  # noqa: ANN001
+          with_eval: bool = True) -> tuple[OffPolicyTrainer, object, dict]:
+    """(trainer, eval env (None without ``with_eval``), resolved run settings) from run-level and
+    OffPolicyConfig settings.
 
     ``env_factory(num_envs, seed)`` builds envs (as in ``hetero train``); default: the registry.
     With ``--sharing hetdps[:INIT]`` the trainer carries its HetDPS controller as
@@ -164,7 +166,7 @@ def build(run: dict, own: dict, env_factory=None) -> tuple[OffPolicyTrainer, obj
     run["sharing"] = run["sharing"] or default_sharing
     sharing = parse_sharing(run["sharing"], env.spec.n_agents, env.spec.groups)
     cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own, "env": run["env"]})
-    eval_env = mk(run["eval_episodes"], cfg.seed + 10_000)
+    eval_env = mk(run["eval_episodes"], cfg.seed + 10_000) if with_eval else None
     trainer = OffPolicyTrainer(env, cfg, sharing)
     if hetdps is not None:
         trainer.hetdps = build_hetdps(trainer, SimpleNamespace(**hetdps, seed=cfg.seed, device=cfg.device))

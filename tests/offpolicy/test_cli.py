@@ -38,6 +38,11 @@ def test_onpolicy_flag_with_offpolicy_algo_is_refused(tmp_path):
         cli.run_train(_args(SMALL + ["--algo", "omdpg", "--clip", "0.1", "--out-dir", str(tmp_path)]))
 
 
-def test_discrete_only_request_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="continuous"):
-        cli.run_train(_args(SMALL + ["--algo", "omdpg", "--no-continuous", "--out-dir", str(tmp_path)]))
+def test_continuous_on_a_discrete_only_env_is_refused(tmp_path):
+    """--no-continuous now trains discrete actions (tests/offpolicy/test_discrete.py); SMAX has no
+    continuous mode and its factory refuses --continuous before building anything."""
+    argv = SMALL + ["--algo", "omdpg", "--continuous", "--out-dir", str(tmp_path)]
+    argv[argv.index("spread_v4")] = "smax_2s3z"
+    with pytest.raises(ValueError, match="discrete"):
+        cli.run_train(_args(argv))
+    assert not any(tmp_path.iterdir())

@@ -93,11 +93,6 @@ def test_same_seed_same_parameters_and_checkpoint_round_trip():
     torch.testing.assert_close(c.actor(obs), a.actor(obs))
 
 
-def test_discrete_env_is_refused_with_a_clear_message():
-    with pytest.raises(ValueError, match="continuous=True"):
-        OffPolicyTrainer(ToyLineEnv(discrete=True), omdpg(**SMALL))
-
-
 def test_bad_config_names_the_field():
     with pytest.raises(ValueError, match="n_critics"):
         omdpg(n_critics=1)
