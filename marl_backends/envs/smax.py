@@ -99,9 +99,12 @@ def _batch_functions(jax, jnp, env):  # noqa: ANN001, ANN202
         avail = env.get_avail_actions(state)
         return obs, obs_dict["world_state"], jnp.stack([avail[a] for a in agents]).astype(bool)
 
+    def strong(state):  # weakly typed leaves change type after a step and would force a recompile
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state)
+
     def reset_one(key):
         obs, state = env.reset(key)
-        return (*observe(obs, state), state)
+        return (*observe(obs, state), strong(state))
 
     def step_one(key, state, actions, max_steps):
         key, k_step, k_reset = jax.random.split(key, 3)
@@ -114,7 +117,7 @@ def _batch_functions(jax, jnp, env):  # noqa: ANN001, ANN202
         obs, world, avail = observe(obs_d, nstate)
         r_obs, r_world, r_avail, r_state = reset_one(k_reset)
         pick = lambda a, b: jnp.where(done, a, b)  # noqa: E731
-        out_state = jax.tree.map(pick, r_state, nstate)
+        out_state = strong(jax.tree.map(pick, r_state, nstate))
         return (key, out_state, obs, world, avail, jnp.stack([rew[a] for a in agents]), terminated, done,
                 enemies_dead & ~allies_dead, inner.unit_types[:n], pick(r_obs, obs), pick(r_world, world),
                 pick(r_avail, avail), out_state.state.unit_types[:n])
