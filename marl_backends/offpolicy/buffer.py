@@ -14,6 +14,7 @@ mask at the n-step bootstrap row) and ``alive`` [T, E, N] bool (of obs; for ``Sa
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,14 @@ class Batch:
     boot_avail: Tensor | None = None
 
 
+def _physical_memory() -> int:
+    """Bytes of RAM, or 0 when the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 class ReplayBuffer:
     """Ring buffer of ``capacity`` transitions from E envs x N agents.
 
@@ -71,6 +80,13 @@ class ReplayBuffer:
         self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
         self.device = torch.device(device)
         t, e, n = self.t_cap, num_envs, n_agents
+        need = 4 * t * e * (2 * n * (obs_dim + local_state_dim) + 2 * state_dim + n * (action_dim + 1))
+        ram = _physical_memory()
+        if self.device.type == "cpu" and ram and need > 0.8 * ram:
+            fit = int(capacity * 0.5 * ram / need)
+            raise ValueError(f"a replay buffer of {capacity:,} transitions needs {need / 2**30:.1f} GiB here "
+                             f"({n} agents x {obs_dim} obs features), more than this machine's "
+                             f"{ram / 2**30:.0f} GiB can hold; lower --buffer-size (e.g. {fit:,}).")
         z = lambda *s: torch.zeros(t, e, *s, device=self.device)  # noqa: E731
         self.obs, self.next_obs = z(n, obs_dim), z(n, obs_dim)
         self.state, self.next_state = z(state_dim), z(state_dim)

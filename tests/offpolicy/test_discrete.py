@@ -243,3 +243,12 @@ def test_learns_on_discrete_spread(preset):
         for _ in range(ev.spec.max_steps):
             ret += ev.step(torch.randint(0, 5, (8, 4), generator=g)).reward.mean(-1)
         assert after > ret.mean().item() + 10, (ret.mean().item(), after)
+
+
+def test_buffer_too_big_for_ram_names_the_fix(monkeypatch):
+    import marl_backends.offpolicy.buffer as buf
+
+    monkeypatch.setattr(buf, "_physical_memory", lambda: 2**30)  # a 1 GiB machine
+    with pytest.raises(ValueError, match=r"lower --buffer-size \(e\.g\. "):
+        buf.ReplayBuffer(1_000_000, 10, 8, 205, 192, 4, 13, 0.99)
+    buf.ReplayBuffer(10_000, 10, 8, 205, 192, 4, 13, 0.99)  # fits
