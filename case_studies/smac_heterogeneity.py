@@ -74,6 +74,9 @@ def quantify_map(env_name: str, behaviour, cfg: QuantifyConfig, episodes: int, s
     from marl_backends.envs.sampling import collect_pool
 
     env = make_env(env_name, num_envs=episodes, seed=seed)
+    if env.spec.groups is None or not env_name.startswith("smax_"):
+        raise SystemExit(f"{env_name}: this study needs a SMAX map with fixed unit types (e.g. smax_3s5z); maps that "
+                         "draw types per episode (smax_smacv2_*, smacv2_*) have no per-agent type to compare with.")
     pool = collect_pool(env, steps=env.spec.max_steps, behaviour=behaviour, noise=0.3, seed=seed, progress=False)
     n, ne = env.spec.n_agents, env.spec.action_dim - 5
     pools = {"meta": pool, "meta_no_type_bits": strip_unit_types(pool, type_bit_mask(env.spec.obs_dim, n, ne))}
