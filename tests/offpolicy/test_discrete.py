@@ -1,7 +1,5 @@
 """MATD3 / OMDPG on discrete actions: straight-through one-hot actors, action masks everywhere,
 win rate, the CLI on SMAX, exact resume in discrete mode."""
-import argparse
-import csv
 import json
 
 import pytest
@@ -11,19 +9,12 @@ from marl_backends.offpolicy import OffPolicyTrainer, matd3, omdpg
 from marl_backends.offpolicy.checkpoint import load_offpolicy_trainer
 from marl_backends.offpolicy.discrete import explore_index, greedy_onehot, straight_through, uniform_available
 from marl_backends.trainers import cli
+from tests.offpolicy.resume_check import half_plus_resume_equals_full, metric_rows, train_args
 
 TINY = dict(hidden=(16, 16), batch_size=32, buffer_size=2000, warmup_steps=40, train_interval=5, n_step=3)
 
 
-def _args(argv):
-    p = argparse.ArgumentParser()
-    cli.add_train_arguments(p)
-    return p.parse_args(argv)
-
-
-def _rows(run, drop=("wall_s",)):
-    with open(run / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
+_args, _rows = train_args, metric_rows
 
 
 def _smax(seed=0):
@@ -182,19 +173,7 @@ RESUME = ["--env", "spread_v4", "--no-continuous", "--num-envs", "4", "--hidden"
 
 
 def _half_plus_resume_equals_full(tmp_path, flags, k):
-    full = cli.run_train(_args(flags + ["--frames", str(k * PER_IT), "--out-dir", str(tmp_path), "--run-name", "full"]))
-    half = cli.run_train(_args(flags + ["--frames", str(k // 2 * PER_IT), "--out-dir", str(tmp_path),
-                                        "--run-name", "half"]))
-    torch.manual_seed(999)  # a resumed process starts from arbitrary global RNG state
-    assert cli.run_train(_args(["--resume", str(half), "--frames", str(k * PER_IT), "--no-progress"])) == half
-    a, b = _rows(full), _rows(half)
-    assert len(a) == k and a == b
-    ca = torch.load(full / "checkpoint.pt", weights_only=False)
-    cb = torch.load(half / "checkpoint.pt", weights_only=False)
-    for name in ("actor", "critic", "actor_tgt", "critic_tgt"):
-        for key, v in ca["trainer"][name].items():
-            assert torch.equal(v, cb["trainer"][name][key]), (name, key)
-    assert torch.equal(ca["rng"], cb["rng"])
+    full, _, ca, _ = half_plus_resume_equals_full(tmp_path, flags, k, PER_IT)
     return full, ca
 
 
@@ -239,7 +218,8 @@ def test_learns_on_discrete_spread(preset):
     after = tr.evaluate(ev, 8)
     assert after > before + 0.1 * abs(before), (before, after)
     if cfg.algo == "matd3":
-        o, ret, g = ev.reset(seed=12345), torch.zeros(8), torch.Generator().manual_seed(0)
+        ev.reset(seed=12345)  # the evaluation episodes' starts
+        ret, g = torch.zeros(8), torch.Generator().manual_seed(0)
         for _ in range(ev.spec.max_steps):
             ret += ev.step(torch.randint(0, 5, (8, 4), generator=g)).reward.mean(-1)
         assert after > ret.mean().item() + 10, (ret.mean().item(), after)

@@ -1,11 +1,11 @@
 """Exact off-policy resume: K iterations == K/2 + resume + K/2 (same seed), and quantify loading."""
-import csv
 
 import pytest
 import torch
 
 from marl_backends.offpolicy.checkpoint import is_offpolicy_checkpoint, load_offpolicy_trainer
 from marl_backends.trainers import cli
+from tests.offpolicy.resume_check import half_plus_resume_equals_full, metric_rows, train_args
 
 PER_IT = 4 * 5  # num_envs x train_interval
 BASE = ["--env", "spread_v4", "--num-envs", "4", "--hidden", "16,16", "--batch-size", "32", "--warmup-steps", "60",
@@ -13,37 +13,14 @@ BASE = ["--env", "spread_v4", "--num-envs", "4", "--hidden", "16,16", "--batch-s
         "--buffer-size", "200", "--n-step", "3", "--no-progress", "--no-tensorboard"]
 
 
-def _args(argv):
-    import argparse
-
-    p = argparse.ArgumentParser()
-    cli.add_train_arguments(p)
-    return p.parse_args(argv)
-
-
-def _rows(run):
-    with open(run / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+_args, _rows = train_args, metric_rows
 
 
 @pytest.mark.parametrize("algo", ["omdpg", "matd3"])
 def test_half_run_plus_resume_equals_uninterrupted_run(tmp_path, algo):
     k = 18  # iterations; the 200-transition ring wraps (360 steps) and episodes (50 steps) span the cut
-    full = cli.run_train(_args(BASE + ["--algo", algo, "--frames", str(k * PER_IT), "--out-dir", str(tmp_path),
-                                       "--run-name", "full"]))
-    half = cli.run_train(_args(BASE + ["--algo", algo, "--frames", str(k // 2 * PER_IT), "--out-dir", str(tmp_path),
-                                       "--run-name", "half"]))
-    torch.manual_seed(999)  # a resumed process starts from arbitrary global RNG state
-    assert cli.run_train(_args(["--resume", str(half), "--frames", str(k * PER_IT), "--no-progress"])) == half
-    a, b = _rows(full), _rows(half)
-    assert len(a) == k and a == b
+    full, a, ca, cb = half_plus_resume_equals_full(tmp_path, BASE + ["--algo", algo], k, PER_IT)
     assert any(r["loss_true"] for r in a[: k // 2]) and "eval_return" in a[0]
-    ca = torch.load(full / "checkpoint.pt", weights_only=False)
-    cb = torch.load(half / "checkpoint.pt", weights_only=False)
-    for name in ("actor", "critic", "actor_tgt", "critic_tgt"):
-        for key, v in ca["trainer"][name].items():
-            assert torch.equal(v, cb["trainer"][name][key]), (name, key)
-    assert torch.equal(ca["rng"], cb["rng"])
     buf = ca["resume"]["buffer"]
     assert buf["size"] == 50 and buf["obs"].shape[0] == 50 and buf["obs"].dtype == torch.float32
     assert torch.equal(buf["obs"], cb["resume"]["buffer"]["obs"])
