@@ -75,7 +75,7 @@ class Smacv2Task:
     def description(self) -> str:
         names = "/".join(RACES[self.race][0])
         return (f"SMACv2 {self.race} {self.n_units}v{self.n_enemies}: random {names} teams and start "
-                "positions per episode (needs StarCraft II)")
+                "positions per episode")
 
 
 TASKS: dict[str, Smacv2Task] = {
