@@ -14,6 +14,8 @@ Methods (all MAPPO; ``--hetdps-interval`` etc. as on the CLI):
   hetdps-fps / hetdps-nps          HetDPS, Meta-Het, starting from FPS / NPS (default no_structure=keep:
                                    the layout is kept while Meta-Het shows no structure)
   hetdps-fps-merge / -nps-merge    the same with no_structure=merge (a no-structure round means one group)
+  hetdps-nps-majority              HetDPS from NPS, merged groups take their majority network (--merge
+                                   majority) instead of the weighted parameter average
   seps                             SePS: id-only VAE embedding + k-means, k = the task's colour count
                                    (SePS needs k; the paper tunes it per task), grouped once
   madps                            MADPS from NPS: Policy-Het with fusion 2.0 / division 3.0
@@ -44,6 +46,7 @@ METHODS: dict[str, dict] = {
     "hetdps-nps": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep"),
     "hetdps-fps-merge": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="merge"),
     "hetdps-nps-merge": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="merge"),
+    "hetdps-nps-majority": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep", merge="majority"),
     "seps": dict(sharing="hetdps", hetdps_init="fps", grouper="seps"),
     "madps": dict(sharing="hetdps", hetdps_init="nps", grouper="madps"),
 }
