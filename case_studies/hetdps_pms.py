@@ -15,7 +15,9 @@ Methods (all MAPPO; ``--hetdps-interval`` etc. as on the CLI):
                                    the layout is kept while Meta-Het shows no structure)
   hetdps-fps-merge / -nps-merge    the same with no_structure=merge (a no-structure round means one group)
   hetdps-nps-majority              HetDPS from NPS, merged groups take their majority network (--merge
-                                   majority) instead of the weighted parameter average
+                                   majority, the default since the three-seed runs) instead of the
+                                   weighted parameter average that every other method here uses (the
+                                   default when these results were made; kept so they reproduce)
   seps                             SePS: id-only VAE embedding + k-means, k = the task's colour count
                                    (SePS needs k; the paper tunes it per task), grouped once
   madps                            MADPS from NPS: Policy-Het with fusion 2.0 / division 3.0
@@ -42,13 +44,13 @@ METHODS: dict[str, dict] = {
     "fps": dict(sharing="fps"),
     "nps": dict(sharing="nps"),
     "fps-id": dict(sharing="fps-id"),
-    "hetdps-fps": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="keep"),
-    "hetdps-nps": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep"),
-    "hetdps-fps-merge": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="merge"),
-    "hetdps-nps-merge": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="merge"),
+    "hetdps-fps": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="keep", merge="weighted"),
+    "hetdps-nps": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep", merge="weighted"),
+    "hetdps-fps-merge": dict(sharing="hetdps", hetdps_init="fps", hetdps_no_structure="merge", merge="weighted"),
+    "hetdps-nps-merge": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="merge", merge="weighted"),
     "hetdps-nps-majority": dict(sharing="hetdps", hetdps_init="nps", hetdps_no_structure="keep", merge="majority"),
-    "seps": dict(sharing="hetdps", hetdps_init="fps", grouper="seps"),
-    "madps": dict(sharing="hetdps", hetdps_init="nps", grouper="madps"),
+    "seps": dict(sharing="hetdps", hetdps_init="fps", grouper="seps", merge="weighted"),
+    "madps": dict(sharing="hetdps", hetdps_init="nps", grouper="madps", merge="weighted"),
 }
 COLOURS = {"pms_15a_3c": 3, "pms_30a_3c": 3, "pms_15a_5c": 5, "pms_30a_5c": 5}
 

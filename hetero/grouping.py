@@ -162,7 +162,7 @@ def group_stats(d: np.ndarray, labels) -> dict:
     return {"within": within, "between": between, "ratio": ratio}
 
 
-def match(old_layout, new_labels, merge: str = "weighted", seed: int = 0) -> RegroupPlan:
+def match(old_layout, new_labels, merge: str = "majority", seed: int = 0) -> RegroupPlan:
     """Turn a new clustering into a RegroupPlan against the current layout (Alg. 1, lines 16-24).
 
     Args:

@@ -61,7 +61,7 @@ class HetDPSConfig:
 
     kind: str = "meta"
     interval: int = 50
-    merge: str = "weighted"
+    merge: str = "majority"
     pool_rollouts: int = 4
     no_structure: str = "keep"
     quantify: QuantifyConfig = field(default_factory=lambda: QuantifyConfig(

@@ -30,7 +30,7 @@ class TrainConfig:
         hetdps_rollouts: the heterogeneity sample pool holds this many latest rollouts (Alg. 1 line 5), gathered just before each round. Off-policy algos gather snapshots of the replay buffer's last --pool-size transitions in the iterations just before a round and default to 1 instead (one snapshot already spans many iterations; more would mostly repeat rows).
         hetdps_samples: conditions x each round's CVAE trains on (it averages distances over half as many).
         hetdps_no_structure: a model-free round that finds nothing beyond its noise floor: keep (leave the layout; default) | merge (one group).
-        merge: how merged networks combine their parameters: majority | random | average | weighted.
+        merge: how merged networks combine their parameters: majority (copy the network holding most of the merged agents; default) | random | average | weighted. Averaging independently trained networks (e.g. NPS agents merged into a colour) destroys them: on pms_30a_5c return fell from -81 to -112 for ~5 updates with weighted, majority had no dip.
         grouper: who regroups under --sharing hetdps: hetdps (heterogeneity + Affinity Propagation) | seps (SePS: VAE agent embedding + k-means with fixed --seps-k, once) | madps (MADPS: policy distance with --madps-fusion / --madps-division thresholds).
         seps_k: SePS number of groups k (required with --grouper seps).
         seps_samples: SePS: transitions per agent the embedding VAE trains on.
@@ -89,7 +89,7 @@ class TrainConfig:
     hetdps_rollouts: int = 4
     hetdps_samples: int = 1000
     hetdps_no_structure: str = "keep"
-    merge: str = "weighted"
+    merge: str = "majority"
     grouper: str = "hetdps"
     seps_k: int = 0
     seps_samples: int = 2000
