@@ -115,3 +115,28 @@ class VecMultiAgentEnv(Protocol):
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """A goal-directed behaviour policy (as VMAS scenarios ship), with exploration noise in [0, 1]."""
         ...
+
+
+def check_discrete_actions(name: str, actions: Tensor, avail: Tensor) -> Tensor:
+    """Guard of the masked discrete backends (SMAX, SMACv2): ``actions`` [E, N] must be indices of
+    available actions under ``avail`` [E, N, A]. Returns them as a long tensor on ``avail``'s
+    device; a wrong shape or an unavailable action raises a ValueError naming env, agent, action."""
+    e, n, a_dim = avail.shape
+    if tuple(actions.shape) != (e, n):
+        raise ValueError(f"{name}: actions have shape {tuple(actions.shape)}; expected [num_envs, n_agents] = "
+                         f"[{e}, {n}] discrete action indices.")
+    a = actions.detach().long().to(avail.device)
+    ok = (a >= 0) & (a < a_dim) & avail.bool().gather(-1, a.clamp(0, a_dim - 1)[..., None])[..., 0]
+    if not bool(ok.all()):
+        env_i, agent_i = (int(x) for x in (~ok).nonzero()[0])
+        allowed = avail[env_i, agent_i].nonzero().flatten().tolist()
+        raise ValueError(f"{name}: env {env_i}, agent {agent_i}: action {int(a[env_i, agent_i])} is unavailable "
+                         f"(available: {allowed}); sample from avail_actions.")
+    return a
+
+
+def random_available_actions(avail: Tensor, generator: torch.Generator) -> Tensor:
+    """Indices [..., N] drawn uniformly among the available actions of ``avail`` [..., N, A] bool
+    (drawn with ``generator`` on its own device, returned on ``avail``'s)."""
+    u = torch.rand(avail.shape, generator=generator, device=generator.device).to(avail.device)
+    return u.masked_fill(~avail.bool(), -1.0).argmax(-1)  # an available action always wins

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from marl_backends.envs.base import EnvSpec, Observation, StepResult
+from marl_backends.envs.base import EnvSpec, Observation, StepResult, check_discrete_actions, random_available_actions
 
 INSTALL = "install smacv2 from its git repository (see README)"
 MAP_FILE = "32x32_flat.SC2Map"  # the map file behind 10gen_protoss / 10gen_terran / 10gen_zerg
@@ -233,21 +233,9 @@ class Smacv2Env:
         return out
 
     def _check(self, actions: Tensor) -> np.ndarray:
-        e, n, a_dim = self.num_envs, self.spec.n_agents, self.spec.action_dim
         if self._avail is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step().")
-        if tuple(actions.shape) != (e, n):
-            raise ValueError(f"{self.spec.name}: actions have shape {tuple(actions.shape)}; expected "
-                             f"[num_envs, n_agents] = [{e}, {n}] discrete action indices.")
-        a = actions.detach().long().to(self._avail.device)
-        ok = (a >= 0) & (a < a_dim)
-        ok &= self._avail.gather(-1, a.clamp(0, a_dim - 1)[..., None])[..., 0]
-        if not bool(ok.all()):
-            env_i, agent_i = (int(x) for x in (~ok).nonzero()[0])
-            allowed = self._avail[env_i, agent_i].nonzero().flatten().tolist()
-            raise ValueError(f"{self.spec.name}: env {env_i}, agent {agent_i}: action {int(a[env_i, agent_i])} is "
-                             f"unavailable (available: {allowed}); sample from avail_actions.")
-        return a.cpu().numpy()
+        return check_discrete_actions(self.spec.name, actions, self._avail).cpu().numpy()
 
     def step(self, actions: Tensor) -> StepResult:
         act = self._check(actions)
@@ -276,9 +264,7 @@ class Smacv2Env:
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """Uniformly random available actions (``noise`` is unused): SMACv2 has no goal-directed
         scripted policy without the game's internals, so model-free kinds see random behaviour."""
-        avail = obs.avail_actions.bool()
-        u = torch.rand(avail.shape, generator=generator, device=generator.device).to(avail.device)
-        return u.masked_fill(~avail, -1.0).argmax(-1).to(self.device)
+        return random_available_actions(obs.avail_actions, generator).to(self.device)
 
     def close(self) -> None:
         """Shut down every StarCraft II process."""

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from marl_backends.envs.base import EnvSpec, Observation, StepResult
+from marl_backends.envs.base import EnvSpec, Observation, StepResult, check_discrete_actions, random_available_actions
 
 N_MOVE = 5  # moves 0-3 (N, E, S, W after SMAX's rotation), stop 4
 STOP = 4
@@ -187,17 +187,7 @@ class SmaxEnv:
         return self._observation(obs, world, avail)
 
     def step(self, actions: Tensor) -> StepResult:
-        e, n = self.num_envs, self.spec.n_agents
-        if tuple(actions.shape) != (e, n):
-            raise ValueError(f"actions have shape {tuple(actions.shape)}; SMAX wants [num_envs, n_agents] = [{e}, {n}] "
-                             "discrete action indices.")
-        a = actions.detach().long().cpu()
-        ok = self._avail.cpu().gather(-1, a.clamp(0, self.spec.action_dim - 1)[..., None])[..., 0] & (a >= 0) & (
-            a < self.spec.action_dim)
-        if not bool(ok.all()):
-            env_i, agent_i = (int(x) for x in (~ok).nonzero()[0])
-            raise ValueError(f"env {env_i}, agent {agent_i}: action {int(a[env_i, agent_i])} is unavailable "
-                             f"(mask {self._avail[env_i, agent_i].int().tolist()}); sample from avail_actions.")
+        a = check_discrete_actions(self.spec.name, actions, self._avail).cpu()
         (self._keys, self._state, obs, world, avail, rew, term, done, won, types, r_obs, r_world, r_avail,
          r_types) = self._step_fn(self._keys, self._state, self._jnp.asarray(a.numpy().astype(np.int32)), self._max_steps)
         d = self.device
@@ -253,8 +243,7 @@ class SmaxEnv:
         act = torch.where(shoot.any(-1), N_MOVE + target, move)
         act = torch.where(avail.gather(-1, act[..., None])[..., 0], act, torch.full_like(act, STOP))
         if noise > 0:
-            u = torch.rand(avail.shape, generator=generator, device=generator.device).to(o.device)
-            rand = (u * avail).argmax(-1)
+            rand = random_available_actions(avail, generator)
             flip = torch.rand((e, n), generator=generator, device=generator.device).to(o.device) < noise
             act = torch.where(flip, rand, act)
         return act

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from marl_backends.envs.base import random_available_actions
+
 NEG = -1e9  # logit of an unavailable action
 
 
@@ -43,11 +45,10 @@ def straight_through(logits: Tensor, avail: Tensor | None, tau: float) -> Tensor
 
 def uniform_available(shape: tuple[int, ...], avail: Tensor | None, generator: torch.Generator,
                       device: torch.device) -> Tensor:
-    """Indices [..., N] drawn uniformly over the available actions (shape = [..., N, A])."""
-    u = torch.rand(shape, generator=generator, device=generator.device).to(device)
-    if avail is not None:
-        u = u.masked_fill(~avail.to(device).bool(), -1.0)  # an available action always wins
-    return u.argmax(-1)
+    """Indices [..., N] drawn uniformly over the available actions (shape = [..., N, A]; no mask:
+    all actions)."""
+    avail = torch.ones(shape, dtype=torch.bool, device=device) if avail is None else avail.to(device)
+    return random_available_actions(avail, generator)
 
 
 def explore_index(greedy: Tensor, avail: Tensor | None, eps: float, generator: torch.Generator) -> Tensor:
