@@ -43,7 +43,7 @@ def _kernel_job(impl: str, b: int, n: int, d: int, q) -> None:
 def _scale_job(groups: tuple[int, ...], q) -> None:
     import torch
 
-    from hetero.grouping import cluster, group_stats
+    from hetero.grouping import group, group_stats
     from hetero.quantify import QuantifyConfig, quantify
     from marl_backends.envs.pms import PmsScenario
     from marl_backends.envs.sampling import collect_pool
@@ -56,7 +56,7 @@ def _scale_job(groups: tuple[int, ...], q) -> None:
     pool = collect_pool(env, steps=env.spec.max_steps, behaviour="heuristic", noise=0.3, seed=0, progress=False)
     t1 = time.perf_counter()
     res = quantify(pool, "meta", QuantifyConfig())
-    labels = cluster(res.matrix, res.noise_floor).labels
+    labels = group(res).labels
     from sklearn.metrics import adjusted_rand_score
 
     q.put({"agents": sum(groups), "groups": len(groups), "sampling_s": t1 - t0, "quantify_s": time.perf_counter() - t1,

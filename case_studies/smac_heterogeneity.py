@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hetero.grouping import cluster, group_stats
+from hetero.grouping import group, group_stats
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
 
@@ -86,10 +86,10 @@ def quantify_map(env_name: str, behaviour, cfg: QuantifyConfig, episodes: int, s
     for name, p in pools.items():
         t0 = time.perf_counter()
         res = quantify(p, "meta", cfg)
-        groups = cluster(res.matrix, res.noise_floor, seed=seed)
+        groups = group(res, seed=seed)
         st = group_stats(res.matrix, types)
         out[name] = {"matrix": res.matrix.round(4).tolist(), "labels": list(map(int, groups.labels)),
-                     "noise_floor": round(res.noise_floor, 4), "stability": res.stability,
+                     "noise_floor": round(res.noise_floor, 4), "p_value": res.p_value,
                      "between_type": round(st["between"], 4), "within_type": round(st["within"], 4),
                      "ratio": round(st["ratio"], 3), "ari_vs_types": _ari(groups.labels, types),
                      "seconds": round(time.perf_counter() - t0, 1)}

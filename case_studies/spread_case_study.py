@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hetero.cvae import CVAEConfig
-from hetero.grouping import cluster, group_stats
+from hetero.grouping import group, group_stats
 from hetero.kinds import KINDS
 from hetero.quantify import QuantifyConfig, quantify
 
@@ -40,7 +40,7 @@ def run_version(version: str, kinds=KIND_ORDER, cfg: QuantifyConfig = QuantifyCo
     out = {}
     for kind in kinds:
         res = quantify(pool, kind, replace(cfg, seed=seed), model=env.model)
-        groups = cluster(res.matrix, res.noise_floor, seed=seed)
+        groups = group(res, seed=seed)
         truth_stats = group_stats(res.matrix, env.spec.groups)
         out[kind] = {"matrix": res.matrix, "labels": groups.labels, "mode": res.mode,
                      "noise_floor": res.noise_floor, **truth_stats}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hetero.cvae import CVAEConfig
-from hetero.grouping import cluster, group_stats
+from hetero.grouping import group, group_stats
 from hetero.kinds import ENV_KINDS, KINDS
 from hetero.quantify import QuantifyConfig, quantify
 
@@ -138,12 +138,13 @@ def cmd_quantify(args) -> int:
     for kind in kinds:
         res = quantify(pool, kind, cfg, model=env.model, policy_fn=policy_fn if kind == "policy" else None,
                        progress=lambda k, e, l: (bar.set_postfix(kind=k, loss=f"{l:.3f}"), bar.update(1)))
-        groups = cluster(res.matrix, res.noise_floor, seed=args.seed)
+        groups = group(res, seed=args.seed)
         stats = group_stats(res.matrix, groups.labels)
         res.save(run_dir / "matrices")
         matrices[kind] = res.matrix
         entry = {"mode": res.mode, "groups": list(groups.labels), "n_groups": groups.n_groups,
                  "grouping": groups.method, "note": groups.note, "noise_floor": res.noise_floor,
+                 "p_value": res.p_value, "alpha": None if res.test is None else res.test.alpha,
                  "between": stats["between"], "within": stats["within"], "ratio": stats["ratio"],
                  "seconds": res.timings["quantify_s"]}
         if truth is not None:
@@ -155,8 +156,9 @@ def cmd_quantify(args) -> int:
 
             heatmap(res.matrix, groups.labels, f"{KINDS[kind].title} ({res.mode}) — {args.env}", run_dir / "figures" / kind)
         bar.clear()
+        test = "" if res.test is None else f"structure test p = {res.p_value:.2g}; "
         print(f"\n{KINDS[kind].title} [{res.mode}] on {args.env}: {groups.n_groups} group(s) "
-              f"(noise floor {res.noise_floor:.3f}; between {stats['between']:.3f}, within {stats['within']:.3f})")
+              f"({test}between {stats['between']:.3f}, within {stats['within']:.3f})")
         print(format_matrix(res.matrix, groups.labels))
         print("groups:", _group_lists(groups.labels) + (f"   ARI vs env groups: {entry['ari_vs_env_groups']:.2f}" if truth else ""))
         if groups.note:
@@ -244,7 +246,7 @@ def cmd_plot(args) -> int:
                     raise SystemExit(f"error: unknown kind {kind!r} in --kinds; choose from {', '.join(KINDS)}.")
                 res = quantify(pool, kind, QuantifyConfig(train_samples=args.train_samples, seed=args.seed),
                                model=getattr(tr.env, "model", None), policy_fn=tr.policy_distributions)
-                g = cluster(res.matrix, res.noise_floor, seed=args.seed)
+                g = group(res, seed=args.seed)
                 panels.append((f"{KINDS[kind].title} @ update {tr.iteration}", res.matrix, g.labels))
         written += matrix_panels(panels, out / "matrices_by_update", fmts)
     for pth in written:

@@ -1,10 +1,12 @@
 """Groups from a distance matrix, and old -> new group matching (paper Sec. 5, App. I, Alg. 1).
 
-``cluster`` runs Affinity Propagation on the similarity -D, then merges clusters whose mean
-inter-cluster distance does not exceed the noise floor: AP with the median preference is
-scale-free and would split pure noise into clusters, so homogeneous agents must come out as one
-group. ``match`` builds the overlap matrix of old groups and new clusters, pairs them with the
-Hungarian algorithm (rectangular allowed) and returns a :class:`~hetero.plan.RegroupPlan`:
+``cluster`` runs Affinity Propagation on the similarity -D. AP with the median preference is
+scale-free and would split pure noise into clusters, so the clusters must agree with what is
+known to be beyond noise: either the per-pair decisions of the structure test
+(:mod:`hetero.structure`), or a plain noise floor. ``group(result)`` does the
+former for a :class:`~hetero.quantify.HeterogeneityResult`. ``match`` builds the overlap matrix
+of old groups and new clusters, pairs them with the Hungarian algorithm (rectangular allowed;
+a pair with no agent in common is no match) and returns a :class:`~hetero.plan.RegroupPlan`:
 matched clusters keep their network, unmatched new clusters split (copy the best-overlap old
 network), unmatched old groups merge into the new cluster they overlap most.
 """
@@ -14,11 +16,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import squareform
-from sklearn.cluster import AffinityPropagation
-from sklearn.exceptions import ConvergenceWarning
 
 from hetero.plan import RegroupPlan
 
@@ -33,6 +30,7 @@ class Clustering:
     labels: tuple[int, ...]
     method: str
     note: str = ""
+    p_value: float | None = None
 
     @property
     def n_groups(self) -> int:
@@ -100,28 +98,19 @@ def _refine_exemplars(s_mat: np.ndarray, pref: float, centers: np.ndarray) -> np
         centers, best = np.unique(cands[k]), scores[k]
 
 
-def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clustering:
-    """Group agents from a distance matrix, knowing the noise floor.
+def _affinity_propagation(d: np.ndarray, seed: int) -> tuple[np.ndarray | None, str]:
+    """AP on -D (median preference) at damping 0.5, 0.7 and 0.9, best net similarity, polished."""
+    from sklearn.cluster import AffinityPropagation
+    from sklearn.exceptions import ConvergenceWarning
 
-    One group when no off-diagonal distance exceeds the floor; otherwise Affinity Propagation on
-    -D (median preference) at damping 0.5, 0.7 and 0.9, keeping the converged run with the best
-    net similarity (AP's own objective; a single run can stall in a poor solution on tied
-    distances, e.g. exact zeros between identical agents); average-linkage clustering cut at the
-    floor if no run converges; finally clusters closer than the floor are merged, which undoes
-    any over-split. AP's solution is polished by a greedy add/remove-one-exemplar search on its
-    own objective (see ``_refine_exemplars``). Never raises on a valid matrix.
-    """
-    d = _check_matrix(d)
     n = d.shape[0]
-    off = d[~np.eye(n, dtype=bool)]
-    if off.max() <= noise_floor:
-        return Clustering((0,) * n, "noise-floor", f"all distances <= noise floor {noise_floor:.4g}")
-    labels, method, note, best = None, "affinity-propagation", "", -np.inf
+    labels, note, best, best_centers = None, "", -np.inf, None
     s_mat = -d
     pref = float(np.median(s_mat))
     for damping in (0.5, 0.7, 0.9):  # AP is a heuristic: keep the run with the best net similarity
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="All samples have mutually equal similarities")
             try:
                 ap = AffinityPropagation(affinity="precomputed", damping=damping, preference=pref,
                                          random_state=seed, max_iter=1000, convergence_iter=30).fit(s_mat)
@@ -134,20 +123,119 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clusterin
         net = pref * len(centers) + s_mat[np.arange(n), centers[ap.labels_]].sum()
         if net > best + 1e-12:
             labels, best, best_centers = ap.labels_, net, centers
-    if labels is not None:
-        note = ""
-        centers = _refine_exemplars(s_mat, pref, np.unique(best_centers))
-        labels = np.argmax(s_mat[:, centers], axis=1)
-        labels[centers] = np.arange(len(centers))  # an exemplar belongs to itself
-    else:
+    if labels is None:
+        return None, note
+    centers = _refine_exemplars(s_mat, pref, np.unique(best_centers))
+    labels = np.argmax(s_mat[:, centers], axis=1)
+    labels[centers] = np.arange(len(centers))  # an exemplar belongs to itself
+    return labels, ""
+
+
+def _split_differing(d: np.ndarray, labels: np.ndarray, differ: np.ndarray) -> np.ndarray:
+    """Split every cluster holding a pair that differs: average-linkage agglomeration of its
+    members that never joins two sub-clusters with a differing pair between them."""
+    out = labels.copy()
+    nxt = int(labels.max()) + 1
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if not differ[np.ix_(idx, idx)].any():
+            continue
+        parts = [[i] for i in idx]
+        while True:
+            best, pair = np.inf, None
+            for a in range(len(parts)):
+                for b in range(a + 1, len(parts)):
+                    if differ[np.ix_(parts[a], parts[b])].any():
+                        continue
+                    m = d[np.ix_(parts[a], parts[b])].mean()
+                    if m < best:
+                        best, pair = m, (a, b)
+            if pair is None:
+                break
+            parts[pair[0]] += parts.pop(pair[1])
+        for part in parts[1:]:
+            out[part] = nxt
+            nxt += 1
+    return out
+
+
+def _merge_alike(labels: np.ndarray, test) -> np.ndarray:
+    """Merge the two clusters the structure test finds most alike while its p-value >= alpha
+    (the last step of Holm's procedure over the cluster pairs)."""
+    labels = labels.copy()
+    while True:
+        groups = np.unique(labels)
+        best, pair = -1.0, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                p = test.between(np.flatnonzero(labels == groups[a]), np.flatnonzero(labels == groups[b]))
+                if p > best:
+                    best, pair = p, (groups[a], groups[b])
+        if pair is None or best < test.alpha:
+            return labels
+        labels[labels == pair[1]] = pair[0]
+
+
+def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0, test=None) -> Clustering:
+    """Group agents from a distance matrix, knowing what is beyond noise (Alg. 1, line 11).
+
+    Affinity Propagation on -D (median preference) at damping 0.5, 0.7 and 0.9, keeping the
+    converged run with the best net similarity (AP's own objective; one run can stall in a poor
+    solution on tied distances, e.g. exact zeros between identical agents), polished by a greedy
+    add/remove-one-exemplar search on that objective; average-linkage clustering if no run
+    converges. Then the clusters are made to agree with the evidence:
+
+    - ``test`` (a :class:`~hetero.structure.StructureTest`): one group when no pair differs;
+      otherwise a cluster holding a pair that differs is split (average linkage that never joins
+      a differing pair), then the two clusters the test finds most alike are merged while its
+      between-group p-value is >= alpha.
+    - else ``noise_floor``: one group when no distance exceeds it; clusters whose mean distance
+      does not exceed it are merged.
+    Never raises on a valid matrix.
+    """
+    d = _check_matrix(d)
+    n = d.shape[0]
+    off = d[~np.eye(n, dtype=bool)]
+    differ = None
+    if test is not None:
+        differ = np.asarray(test.differ, dtype=bool)
+        if differ.shape != d.shape:
+            raise ValueError(f"the structure test covers {differ.shape[0]} agents; the matrix has {n}.")
+        differ = (differ | differ.T) & ~np.eye(n, dtype=bool)
+        if not differ.any():
+            return Clustering((0,) * n, "structure-test", "no pair of agents differs beyond noise")
+    elif off.max() <= noise_floor:
+        return Clustering((0,) * n, "noise-floor", f"all distances <= noise floor {noise_floor:.4g}")
+    labels, note = _affinity_propagation(d, seed)
+    method = "affinity-propagation"
+    if labels is None:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
         method = "hierarchical-fallback"
         z = linkage(squareform(d, checks=False), method="average")
-        labels = fcluster(z, t=max(noise_floor, 1e-12), criterion="distance")
-        note += "; used average-linkage clustering cut at the noise floor"
-    merged = _merge_below_floor(d, np.asarray(labels), noise_floor)
+        labels = fcluster(z, t=max(noise_floor if differ is None else float(np.median(off)), 1e-12),
+                          criterion="distance")
+        note += "; used average-linkage clustering"
+    labels = np.asarray(labels)
+    if differ is not None:
+        split = _split_differing(d, labels, differ)
+        merged = _merge_alike(split, test)
+        if len(np.unique(split)) > len(np.unique(labels)):
+            note = (note + "; " if note else "") + "split clusters holding agents that differ"
+    else:
+        merged = _merge_below_floor(d, labels, noise_floor)
     if len(np.unique(merged)) < len(np.unique(labels)):
-        note = (note + "; " if note else "") + "merged clusters closer than the noise floor"
+        note = (note + "; " if note else "") + "merged clusters not told apart by the " + (
+            "structure test" if differ is not None else "noise floor")
     return Clustering(canonical(merged), method, note)
+
+
+def group(result, seed: int = 0) -> Clustering:
+    """Groups of a :class:`~hetero.quantify.HeterogeneityResult`: its matrix clustered with its
+    structure test (or its noise floor when it has no test); carries the test's p-value."""
+    c = cluster(result.matrix, result.noise_floor, seed=seed, test=getattr(result, "test", None))
+    return Clustering(c.labels, c.method, c.note, getattr(result, "p_value", None))
 
 
 def group_stats(d: np.ndarray, labels) -> dict:
@@ -179,22 +267,25 @@ def match(old_layout, new_labels, merge: str = "majority", seed: int = 0) -> Reg
     new = np.asarray(canonical(new_labels))
     if len(old) != len(new):
         raise ValueError(f"old layout has {len(old)} agents but new labels have {len(new)}.")
+    from scipy.optimize import linear_sum_assignment
+
     g_old, g_new = old.max() + 1, new.max() + 1
     overlap = np.zeros((g_new, g_old), dtype=np.int64)
     np.add.at(overlap, (new, old), 1)
     rows, cols = linear_sum_assignment(-overlap)
-    matched_old = {int(r): int(c) for r, c in zip(rows, cols)}
+    # a pair with no agent in common is no match: its new cluster splits, its old network merges
+    matched_old = {int(r): int(c) for r, c in zip(rows, cols) if overlap[r, c] > 0}
     sources: list[list[int]] = [[matched_old[a]] if a in matched_old else [] for a in range(g_new)]
-    actions = ["keep" if a in matched_old else "split" for a in range(g_new)]
-    for a in range(g_new):  # unmatched new cluster: copy the old network it overlaps most
-        if not sources[a]:
-            sources[a] = [int(np.argmax(overlap[a]))]
-    # With fewer new clusters every new one is matched, so only merges remain: each unmatched
-    # old network flows into the new cluster holding most of its agents.
+    # each unmatched old network flows into the new cluster holding most of its agents
     for b in sorted(set(range(g_old)) - set(matched_old.values())):
-        a = int(np.argmax(overlap[:, b]))
-        sources[a].append(b)
-        actions[a] = "merge"
+        sources[int(np.argmax(overlap[:, b]))].append(b)
+    actions = []
+    for a in range(g_new):
+        if not sources[a]:  # unmatched and nothing flows in: copy the old network it overlaps most
+            sources[a] = [int(np.argmax(overlap[a]))]
+            actions.append("split")
+        else:
+            actions.append("merge" if len(sources[a]) > 1 else "keep")
     rng = np.random.default_rng(seed)
     weights: list[tuple[float, ...]] = []
     for a in range(g_new):

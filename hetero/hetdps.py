@@ -1,7 +1,7 @@
 """HetDPS: heterogeneity-based dynamic parameter sharing around any SharingTrainer (Sec. 5, Alg. 1).
 
 Every ``interval`` updates: quantify the chosen kind (Meta-Het by default) on the trainer's recent
-samples, cluster with the noise-floor-aware Affinity Propagation, match the clusters against the
+samples, cluster with Affinity Propagation checked by the structure test, match the clusters against the
 current layout (overlap + Hungarian) and let the trainer apply the resulting RegroupPlan
 (relabel / split / merge). The first round starts from whatever paradigm the trainer has (FPS,
 NPS or static groups): matching against that layout is exactly Alg. 1's "assign networks,
@@ -9,7 +9,7 @@ copy parameters as needed" (lines 12-14); later rounds are lines 16-24.
 
 The heterogeneity sample pool (Alg. 1 line 5) accumulates the trainer's last ``pool_rollouts``
 sample pools before each round, so a round sees more than one batch of data without the cost of
-keeping everything. When a model-free round finds no structure beyond its split-half noise floor
+keeping everything. When a round's structure test finds no pair of agents that differs beyond noise
 (e.g. Meta-Het under near-random behaviour), ``no_structure`` decides: "keep" (default: no
 evidence either way yet, so leave the layout until the data shows something) or "merge" (read
 "no structure" as "homogeneous" and share one network). Measured on pms_15a_3c from NPS (seed 0,
@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from hetero.cvae import CVAEConfig
-from hetero.grouping import MERGE_MODES, cluster, match
+from hetero.grouping import MERGE_MODES, group, match
 from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
 from hetero.quantify import QuantifyConfig, quantify
@@ -121,7 +121,7 @@ class Grouper(Protocol):
 
 
 class HetGrouper:
-    """HetDPS's grouping (Alg. 1 lines 10-11): quantify ``kind``, cluster with the noise floor."""
+    """HetDPS's grouping (Alg. 1 lines 10-11): quantify ``kind``, cluster with its structure test."""
 
     name = "hetdps"
 
@@ -133,13 +133,13 @@ class HetGrouper:
         cfg = replace(self.cfg, seed=self.seed + round_index)
         policy_fn = trainer.policy_distributions if self.kind == "policy" else None
         res = quantify(pool, self.kind, cfg, model=self.model, policy_fn=policy_fn)
-        groups = cluster(res.matrix, res.noise_floor, seed=cfg.seed)
+        groups = group(res, seed=cfg.seed)
         info = {"matrix": res.matrix, "noise_floor": res.noise_floor, "mode": res.mode,
-                "grouping": groups.method, "note": groups.note, "stability": res.stability,
+                "grouping": groups.method, "note": groups.note, "p_value": res.p_value,
                 "quantify_s": res.timings["quantify_s"]}
-        if (self.no_structure == "keep" and res.stability is not None and res.stability < cfg.stability):
-            info["note"] = (f"split-half stability {res.stability:.2f} < {cfg.stability}: no structure beyond "
-                            "noise yet; layout kept (no_structure='keep')")
+        if self.no_structure == "keep" and res.test is not None and not res.test.structure:
+            info["note"] = (f"structure test p = {res.p_value:.3g} >= alpha {res.test.alpha}: no pair of agents "
+                            "differs beyond noise yet; layout kept (no_structure='keep')")
             return None, info
         return groups.labels, info
 

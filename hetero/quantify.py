@@ -5,16 +5,14 @@ Monte Carlo over conditions x drawn from the sample pool; p_i(z|x) is the CVAE e
 for agent i: model-based f(z | y_i(x), x) (Eq. 4) when the env can evaluate agent i's function at
 x, model-free f(z | i, x) (Eq. 5) otherwise, and always for Meta-Het (App. G).
 
-Every result carries the Monte-Carlo standard error of each entry and a *noise floor*: the
-distance two agents can show without being different. Model-based, identical functions give
-exactly 0, so the floor is a few standard errors. Model-free, the encoder spreads even
-exchangeable agents apart by a consistent amount, so the absolute scale says nothing; what noise
-cannot do is put the *same* agents together twice. The pool is split in two halves by episode, a
-CVAE is fitted on each, and the matrix is their mean. When Affinity Propagation groups the two
-halves alike (adjusted Rand index >= ``stability``), the floor is the largest distance between
-agents both halves group together; otherwise there is no structure beyond noise and the floor is
-the largest distance, i.e. one group (DESIGN.md: two-seed stability, ARI 1.0 under
-goal-directed behaviour vs 0.09 under random actions).
+Every result carries the Monte-Carlo standard error of each entry and a structure test
+(:mod:`hetero.structure`): which pairs of agents differ beyond noise, Holm-adjusted, and the
+p-value of "all agents alike". Model-based, identical functions give exactly 0 and a pair differs
+when d_ij exceeds its standard errors. Model-free, the encoder spreads even exchangeable agents
+apart, so the scale says nothing on its own: the pool is split in two halves by episode, a CVAE is
+fitted on each (the matrix is their mean), and each half's held-out transitions test whether
+swapping two agents' ids costs reconstruction error (the cross-fitted swap test). The noise floor
+is the largest distance between agents the test cannot tell apart.
 """
 from __future__ import annotations
 
@@ -29,10 +27,10 @@ import torch
 from torch import Tensor
 
 from hetero.cvae import CVAEConfig, fit_cvae
-from hetero.grouping import cluster
 from hetero.kinds import KINDS, check_kind, model_free_xy
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
+from hetero.structure import StructureTest, model_based_test, split_halves, swap_contributions, swap_test
 from hetero.wasserstein import mean_pairwise_w2
 
 PolicyFn = Callable[[Tensor], Tensor]
@@ -48,10 +46,11 @@ class QuantifyConfig:
         train_samples: conditions x used to train the CVAE (each gives one pair per agent).
         eval_samples: conditions x the distance is averaged over (Monte-Carlo samples).
         reward_repeat: dimension replication of the reward (App. G).
-        split_half: model-free noise floor from two CVAEs fitted on episode halves (else 0).
-        stability: minimum adjusted Rand index between the halves' groupings for the model-free
-            structure to count as real.
-        floor_se: model-based floor in standard errors of the mean.
+        split_half: model-free structure test from two CVAEs fitted on episode halves (else no
+            test: every pair counts as different).
+        alpha: family-wise error rate of the structure test (Holm over all pairs): the chance of
+            reporting more than one group when all agents are alike.
+        test_samples: held-out transitions per agent and half used by the swap test.
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
         cvae: CVAE hyperparameters.
@@ -62,8 +61,8 @@ class QuantifyConfig:
     eval_samples: int = 2000
     reward_repeat: int = 8
     split_half: bool = True
-    stability: float = 0.5
-    floor_se: float = 4.0
+    alpha: float = 0.01
+    test_samples: int = 1000
     seed: int = 0
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
@@ -73,10 +72,11 @@ class QuantifyConfig:
 class HeterogeneityResult:
     """A distance matrix with what is needed to read it.
 
-    matrix [N, N] (mean W2), stderr [N, N] (its Monte-Carlo standard error), noise_floor (distance
-    below which two agents are indistinguishable), halves [2, N, N] and stability (model-free
-    split-half matrices and the ARI of their groupings, else None), mode ("model-based" /
-    "model-free"), settings and timings (seconds per stage).
+    matrix [N, N] (mean W2), stderr [N, N] (its Monte-Carlo standard error), test (the
+    :class:`~hetero.structure.StructureTest`: per-pair decisions and the p-value of "all agents
+    alike"; None without a split), noise_floor (largest distance between agents the test cannot
+    tell apart), halves [2, N, N] (model-free split-half matrices, else None), mode
+    ("model-based" / "model-free"), settings and timings (seconds per stage).
     """
 
     kind: str
@@ -85,7 +85,7 @@ class HeterogeneityResult:
     stderr: np.ndarray
     noise_floor: float
     halves: np.ndarray | None
-    stability: float | None
+    test: StructureTest | None
     settings: dict
     timings: dict
     loss_history: list[float]
@@ -93,6 +93,16 @@ class HeterogeneityResult:
     @property
     def n_agents(self) -> int:
         return self.matrix.shape[0]
+
+    @property
+    def p_value(self) -> float | None:
+        """p-value of "all agents alike" (Holm-adjusted smallest pair p-value); None without a test."""
+        return None if self.test is None else self.test.p_value
+
+    @property
+    def differ(self) -> np.ndarray | None:
+        """[N, N] bool: pairs that differ beyond noise at level alpha (None without a test)."""
+        return None if self.test is None else self.test.differ
 
     def to_dict(self) -> dict:
         return {
@@ -103,7 +113,8 @@ class HeterogeneityResult:
             "stderr": self.stderr.tolist(),
             "noise_floor": self.noise_floor,
             "halves": None if self.halves is None else self.halves.tolist(),
-            "stability": self.stability,
+            "p_value": self.p_value,
+            "test": None if self.test is None else self.test.to_dict(),
             "settings": self.settings,
             "timings": self.timings,
             "loss_history": self.loss_history,
@@ -118,6 +129,8 @@ class HeterogeneityResult:
         arrays = {"matrix": self.matrix, "stderr": self.stderr, "noise_floor": np.array(self.noise_floor)}
         if self.halves is not None:
             arrays["halves"] = self.halves
+        if self.test is not None:
+            arrays |= {"pvalues": self.test.adjusted, "differ": self.test.differ, "p_value": np.array(self.test.p_value)}
         np.savez(npz, **arrays)
         js.write_text(json.dumps(self.to_dict(), indent=1))
         return npz, js
@@ -142,47 +155,44 @@ def _encode_all(model, x: Tensor, n: int, y: Tensor | None = None) -> tuple[Tens
     return mu.view(b, n, -1), sigma.view(b, n, -1)
 
 
+def _held_out(part: Tensor, per_agent: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Up to ``per_agent`` random valid rows of every agent in ``part`` [T, N] -> (rows, agents)."""
+    keys = torch.rand(part.shape, generator=gen).to(part.device).masked_fill(~part, float("inf"))
+    order = keys.argsort(0)[:per_agent]  # [<=per_agent, N]
+    keep = torch.isfinite(keys.gather(0, order))
+    agents = torch.arange(part.shape[1], device=part.device).expand_as(order)
+    return order[keep], agents[keep]
+
+
 def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick) -> dict:
     x_all, y_all, y_mask = model_free_xy(kind, pool, cfg.reward_repeat)
     n = pool.n_agents
     valid = pool.valid
-    if cfg.split_half:  # halves by episode (by row when episodes are unknown)
-        episode = pool.episode if pool.episode is not None else torch.arange(pool.rows, device=pool.device)
-        n_ep = int(episode.max()) + 1
-        if n_ep < 2:
-            raise ValueError("the split-half noise floor needs at least 2 episodes in the pool; collect more, "
-                             "or set QuantifyConfig(split_half=False).")
-        half_of_ep = torch.randperm(n_ep, generator=gen).to(pool.device) % 2
-        halves = [valid & (half_of_ep[episode] == h).unsqueeze(1) for h in (0, 1)]
+    if cfg.split_half:  # two CVAEs on two halves of the episodes; each tests on the other's rows
+        half, block = split_halves(pool.episode, valid, gen)
+        parts = [valid & (half == h).unsqueeze(1) for h in (0, 1)]
     else:
-        halves = [valid]
+        parts = [valid]
     er, ea = _draw(pool.rows, n, cfg.eval_samples, valid, gen)
-    mats, ses, hist = [], [], []
-    for part in halves:
+    mats, ses, hist, contributions = [], [], [], []
+    for h, part in enumerate(parts):
         rows, agents = _draw(pool.rows, n, cfg.train_samples * n, part, gen)
-        model, h = fit_cvae(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, agent=agents,
-                            n_agents=n, generator=gen, progress=tick)
+        model, curve = fit_cvae(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, agent=agents,
+                                n_agents=n, generator=gen, progress=tick)
         mu, sigma = _encode_all(model, x_all[er, ea], n)
         d, se = mean_pairwise_w2(mu, sigma)
         mats.append(d)
         ses.append(se)
-        hist += h
+        hist += curve
+        if cfg.split_half:
+            rows, agents = _held_out(parts[1 - h], cfg.test_samples, gen)
+            contributions.append(swap_contributions(model, x_all[rows, agents], y_all[rows, agents],
+                                                    y_mask[agents], agents, block[rows], n, int(block.max()) + 1))
     d = torch.stack(mats).mean(0)
     se = torch.stack(ses).pow(2).mean(0).sqrt() / len(mats) ** 0.5
-    return {"matrix": d, "stderr": se, "history": hist, "halves": torch.stack(mats) if cfg.split_half else None}
-
-
-def _split_half_floor(halves: np.ndarray, d: np.ndarray, threshold: float, seed: int) -> tuple[float, float]:
-    """(noise floor, stability ARI) from the two halves' Affinity Propagation groupings."""
-    from sklearn.metrics import adjusted_rand_score
-
-    la, lb = (np.asarray(cluster(h, 0.0, seed=seed).labels) for h in halves)
-    ari = float(adjusted_rand_score(la, lb))
-    off = ~np.eye(d.shape[0], dtype=bool)
-    together = (la[:, None] == la[None, :]) & (lb[:, None] == lb[None, :]) & off
-    if ari < threshold or not together.any():
-        return float(d[off].max()), ari
-    return float(d[together].max()), ari
+    test = swap_test(contributions, cfg.alpha) if cfg.split_half else None
+    return {"matrix": d, "stderr": se, "history": hist, "halves": torch.stack(mats) if cfg.split_half else None,
+            "test": test}
 
 
 def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick,
@@ -208,7 +218,8 @@ def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Ge
     xe, ye = evaluate(cfg.eval_samples)
     mu, sigma = _encode_all(net, xe, n, ye)
     d, se = mean_pairwise_w2(mu, sigma)
-    return {"matrix": d, "stderr": se, "history": hist, "halves": None}
+    test = model_based_test(d.cpu().numpy(), se.cpu().numpy(), cfg.alpha)
+    return {"matrix": d, "stderr": se, "history": hist, "halves": None, "test": test}
 
 
 def quantify(
@@ -255,14 +266,10 @@ def quantify(
     elapsed = time.perf_counter() - t0
 
     d, se = out["matrix"].cpu().numpy(), out["stderr"].cpu().numpy()
-    off = ~np.eye(d.shape[0], dtype=bool)
-    halves, stability = None, None
-    if out["halves"] is not None:
-        halves = out["halves"].cpu().numpy()
-        floor, stability = _split_half_floor(halves, d, cfg.stability, cfg.seed)
-    else:
-        scale = float(d[off].max()) if d.size > 1 else 0.0
-        floor = float(cfg.floor_se * se[off].max()) + 1e-6 * (1.0 + scale) if based else 0.0
+    test: StructureTest | None = out["test"]
+    alike = ~test.differ & ~np.eye(d.shape[0], dtype=bool) if test is not None else None
+    floor = float(d[alike].max()) if alike is not None and alike.any() else 0.0
+    halves = None if out["halves"] is None else out["halves"].cpu().numpy()
     settings = asdict(cfg) | {"kind": kind, "n_agents": pool.n_agents, "pool_rows": pool.rows}
     return HeterogeneityResult(
         kind=kind,
@@ -271,7 +278,7 @@ def quantify(
         stderr=se,
         noise_floor=floor,
         halves=halves,
-        stability=stability,
+        test=test,
         settings=settings,
         timings={"quantify_s": round(elapsed, 3)},
         loss_history=out["history"],

@@ -24,6 +24,7 @@ VMAS_BUILTINS = {
     "wheel": "agents rotate a wheel to a target angular velocity",
     "dispersion": "agents spread over food landmarks",
     "flocking": "agents flock around a target avoiding obstacles",
+    "simple_tag": "MPE predator-prey: 3 adversaries chase 1 faster good agent; groups = roles",
 }
 
 

@@ -102,10 +102,18 @@ class VmasEnv:
             da = max(self._nact)
         return EnvSpec(
             name=name, n_agents=n, obs_dim=max(dims), state_dim=sum(dims), local_state_dim=4, action_dim=da,
-            discrete=not self.continuous, max_steps=max_steps, obs_dims=dims, groups=None,
+            discrete=not self.continuous, max_steps=max_steps, obs_dims=dims, groups=self._roles(),
             action_low=float(self._low.min()) if self.continuous else None,
             action_high=float(self._high.max()) if self.continuous else None,
         )
+
+    def _roles(self) -> tuple[int, ...] | None:
+        """Groups from the agents' role names ("adversary_0", "agent_0", ...) when there are several."""
+        roles = [a.name.rstrip("0123456789").rstrip("_") for a in self._agents]
+        if len(set(roles)) < 2:
+            return None
+        order = list(dict.fromkeys(roles))
+        return tuple(order.index(r) for r in roles)
 
     @staticmethod
     def _flat(o) -> Tensor:

@@ -49,7 +49,7 @@ def test_degenerate_inputs_give_clear_errors():
 
 
 def test_ap_nonconvergence_falls_back_without_crashing(monkeypatch):
-    import hetero.grouping as g
+    import sklearn.cluster as g
     from sklearn.exceptions import ConvergenceWarning
     import warnings
 
@@ -132,6 +132,15 @@ def test_unknown_merge_mode_and_length_mismatch():
         match((0, 1, 1), (0, 1))
 
 
+def test_zero_overlap_pairs_are_not_matches():
+    # main matched new {5} to old network 1 (agents 2, 3) with no agent in common, and never merged 1
+    plan = match((0, 0, 1, 1, 2, 2), (0, 0, 0, 0, 1, 2))
+    assert plan.layout == (0, 0, 0, 0, 1, 2)
+    assert sorted(plan.sources[0]) == [0, 1] and plan.actions[0] == "merge"
+    assert plan.sources[1] == (2,) and plan.sources[2] == (2,)
+    assert sorted(plan.actions[1:]) == ["keep", "split"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_match_plan_is_always_valid(data):
@@ -147,3 +156,8 @@ def test_match_plan_is_always_valid(data):
     if len(set(new)) <= len(set(old)):
         used = {s for src in plan.sources for s in src}
         assert used == set(range(len(set(old))))
+    # every network a new group takes parameters from trained at least one of its agents
+    old_c = np.asarray(canonical(old))
+    for g, src in enumerate(plan.sources):
+        members = np.asarray(plan.layout) == g
+        assert all((old_c[members] == s).any() for s in src), (old, new, plan)

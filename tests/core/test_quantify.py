@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hetero.cvae import CVAEConfig
-from hetero.grouping import cluster, group_stats
+from hetero.grouping import group, group_stats
 from hetero.quantify import QuantifyConfig, quantify
 from tests.core.synthetic import synthetic_pool
 
@@ -14,8 +14,8 @@ FAST = QuantifyConfig(train_samples=600, eval_samples=300, cvae=CVAEConfig(epoch
 def test_meta_separates_groups_above_noise_floor():
     pool = synthetic_pool()
     res = quantify(pool, "meta", FAST)
-    assert res.mode == "model-free" and res.halves is not None and res.stability == 1.0
-    labels = cluster(res.matrix, res.noise_floor).labels
+    assert res.mode == "model-free" and res.halves is not None and res.test.structure
+    labels = group(res).labels
     assert labels == (0, 0, 0, 1, 1, 1)
     assert group_stats(res.matrix, labels)["ratio"] > 3
 
@@ -23,7 +23,7 @@ def test_meta_separates_groups_above_noise_floor():
 def test_homogeneous_agents_give_one_group():
     pool = synthetic_pool(heterogeneous=False, seed=1)
     res = quantify(pool, "meta", FAST)
-    assert cluster(res.matrix, res.noise_floor).labels == (0,) * 6
+    assert group(res).labels == (0,) * 6
 
 
 def test_same_seed_same_matrix():
@@ -46,7 +46,7 @@ def test_policy_kind_is_model_based_and_identical_policies_give_zero():
     res = quantify(pool, "policy", cfg, policy_fn=policy_fn)
     assert res.mode == "model-based"
     assert res.matrix[0, 1] == 0 and res.matrix[3, 5] == 0 and res.matrix[0, 4] > 0
-    assert cluster(res.matrix, res.noise_floor).labels == (0, 0, 0, 1, 1, 1)
+    assert group(res).labels == (0, 0, 0, 1, 1, 1)
 
 
 def test_model_free_fallback_for_env_kinds_without_model():

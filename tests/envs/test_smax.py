@@ -181,14 +181,14 @@ def test_quantify_finds_unit_types_on_2s3z():
 
     from hetero.quantify import QuantifyConfig, quantify
     from hetero.cvae import CVAEConfig
-    from hetero.grouping import cluster
+    from hetero.grouping import group
     from marl_backends.envs import collect_pool
 
     env = make_env("smax_2s3z", num_envs=E, seed=0)
     pool = collect_pool(env, steps=400, noise=0.3, seed=0, progress=False)
     assert not bool(pool.valid.all()) and bool(pool.valid.any(0).all())  # dead rows left out, no agent empty
     res = quantify(pool, "meta", QuantifyConfig(train_samples=1500, eval_samples=500, cvae=CVAEConfig(epochs=6)))
-    labels = cluster(res.matrix, res.noise_floor).labels
+    labels = group(res).labels
     assert adjusted_rand_score(labels, env.spec.groups) == 1.0
 
 

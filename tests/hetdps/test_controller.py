@@ -160,7 +160,7 @@ def test_no_structure_round_keeps_or_merges(mode):
     pool.episode = __import__("torch").arange(pool.rows) % 16
     cfg = QuantifyConfig(train_samples=300, eval_samples=200, cvae=CVAEConfig(epochs=4))
     labels, info = HetGrouper("meta", cfg, no_structure=mode).propose(pool, StubTrainer(range(6)), 0)
-    assert info["stability"] < cfg.stability
+    assert info["p_value"] >= cfg.alpha
     if mode == "keep":
         assert labels is None and "layout kept" in info["note"]
     else:
