@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hetero.cvae import CVAEConfig, fit_cvae
+from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
 from hetero.grouping import cluster
 from hetero.kinds import KINDS, check_kind, model_free_xy
 from hetero.protocols import ModelAccess
@@ -158,10 +158,12 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
         halves = [valid]
     er, ea = _draw(pool.rows, n, cfg.eval_samples, valid, gen)
     mats, ses, hist = [], [], []
-    for part in halves:
-        rows, agents = _draw(pool.rows, n, cfg.train_samples * n, part, gen)
-        model, h = fit_cvae(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, agent=agents,
-                            n_agents=n, generator=gen, progress=tick)
+    draws = [_draw(pool.rows, n, cfg.train_samples * n, part, gen) for part in halves]  # one CVAE per half,
+    rows, agents = (torch.cat(v) for v in zip(*draws))  # fitted together as one stacked model
+    parts = list(torch.arange(rows.numel(), device=rows.device).chunk(len(halves)))
+    models, hists = fit_cvaes(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, parts,
+                              agent=agents, n_agents=n, generator=gen, progress=tick)
+    for model, h in zip(models, hists):
         mu, sigma = _encode_all(model, x_all[er, ea], n)
         d, se = mean_pairwise_w2(mu, sigma)
         mats.append(d)
