@@ -158,8 +158,9 @@ class StackedCVAEs:
     def parameters(self) -> list[Tensor]:
         return self.weights + self.biases
 
-    def loss(self, x: Tensor, y: Tensor, mask: Tensor, agent: Tensor | None = None) -> Tensor:
-        """Negative ELBO of every member (Eqs. 4-5), each on its own rows: x [K, B, Dx] -> [K]."""
+    def loss(self, x: Tensor, y: Tensor, mask: Tensor, agent: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+        """Negative ELBO of every member (Eqs. 4-5), each on its own rows: x [K, B, Dx] -> [K].
+        ``noise`` [K, B, L] is the reparameterisation's standard normal draw (default: drawn here)."""
         w, b, elu = self.weights, self.biases, nn.functional.elu
         xn, yn = (x - self.mx) / self.sx, (y - self.my) / self.sy
         if self.n_agents:  # one_hot(i) @ W_id is a row gather
@@ -171,7 +172,7 @@ class StackedCVAEs:
         h = torch.baddbmm(b[1], elu(h), w[1])
         mu, log_sigma = torch.baddbmm(b[2], elu(h), w[2]).chunk(2, -1)
         sigma = log_sigma.clamp(-8.0, 4.0).exp()
-        z = mu + sigma * torch.randn_like(mu)
+        z = mu + sigma * (torch.randn_like(mu) if noise is None else noise)
         h = torch.baddbmm(b[3], torch.cat([z, xn], -1), w[3])
         h = torch.baddbmm(b[4], elu(h), w[4])
         pred = torch.baddbmm(b[5], elu(h), w[5])
@@ -187,6 +188,30 @@ class StackedCVAEs:
                     lin.weight.copy_(self.weights[j][k].T)
                     lin.bias.copy_(self.biases[j][k, 0])
         return [m.eval() for m in self.models]
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) with torch.optim.Adam's defaults and update, for a few stacked tensors.
+
+    Elementwise, so every member of a stack is updated as if alone. Written out because
+    constructing ``torch.optim.Adam`` imports ``torch._dynamo``, which costs ~1-2 s per process,
+    more than fitting the CVAEs of one quantification."""
+
+    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        step_size, bc2_sqrt = self.lr / (1 - b1 ** self.t), (1 - b2 ** self.t) ** 0.5
+        for p, m, v in zip(self.params, self.m, self.v):
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            p.addcdiv_(m, v.sqrt().div_(bc2_sqrt).add_(self.eps), value=-step_size)
+            p.grad = None
 
 
 def fit_cvaes(
@@ -217,17 +242,19 @@ def fit_cvaes(
         raise ValueError("model-free fitting (n_agents > 0) needs the agent id of every pair (agent=...).")
     stacked = StackedCVAEs([CVAE(x[p], y[p], n_agents, cfg, encoder_x=encoder_x).to(x.device) for p in parts])
     mask = y_mask.to(x.dtype)
-    opt = torch.optim.Adam(stacked.parameters(), lr=cfg.lr)
+    opt = _Adam(stacked.parameters(), lr=cfg.lr)
     steps = -(-max(p.numel() for p in parts) // cfg.batch_size)
     histories: list[list[float]] = [[] for _ in parts]
     for epoch in range(cfg.epochs):
         total = torch.zeros(len(parts), device=x.device)
         idx = _minibatches(parts, steps, cfg.batch_size, generator)  # [steps, K, B]
         fields = (x, y, mask) if agent is None else (x, y, mask, agent)
-        batches = [v.index_select(0, idx.flatten()).view(*idx.shape, *v.shape[1:]).unbind(0) for v in fields]
-        for batch in zip(*batches):
-            per_member = stacked.loss(*batch)
-            opt.zero_grad(set_to_none=True)
+        batches = [v.index_select(0, idx.flatten()).view(*idx.shape, *v.shape[1:]) for v in fields]
+        # the noise comes from the (CPU) generator too, so a CUDA run follows the CPU run's draws
+        noise = torch.randn(*idx.shape, cfg.latent, generator=generator).to(x.device)
+        for step in range(steps):
+            xb, yb, mb, *ab = (v[step] for v in batches)
+            per_member = stacked.loss(xb, yb, mb, ab[0] if ab else None, noise[step])
             per_member.sum().backward()
             opt.step()
             total += per_member.detach()

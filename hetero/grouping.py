@@ -7,6 +7,9 @@ group. ``match`` builds the overlap matrix of old groups and new clusters, pairs
 Hungarian algorithm (rectangular allowed) and returns a :class:`~hetero.plan.RegroupPlan`:
 matched clusters keep their network, unmatched new clusters split (copy the best-overlap old
 network), unmatched old groups merge into the new cluster they overlap most.
+
+scikit-learn and SciPy are imported inside the functions that use them: together they take
+~2 s to import, which every `hetero` command (``--help`` included) would otherwise pay.
 """
 from __future__ import annotations
 
@@ -14,11 +17,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import squareform
-from sklearn.cluster import AffinityPropagation
-from sklearn.exceptions import ConvergenceWarning
 
 from hetero.plan import RegroupPlan
 
@@ -116,6 +114,11 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0) -> Clusterin
     off = d[~np.eye(n, dtype=bool)]
     if off.max() <= noise_floor:
         return Clustering((0,) * n, "noise-floor", f"all distances <= noise floor {noise_floor:.4g}")
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+    from sklearn.cluster import AffinityPropagation
+    from sklearn.exceptions import ConvergenceWarning
+
     labels, method, note, best = None, "affinity-propagation", "", -np.inf
     s_mat = -d
     pref = float(np.median(s_mat))
@@ -175,6 +178,8 @@ def match(old_layout, new_labels, merge: str = "majority", seed: int = 0) -> Reg
     """
     if merge not in MERGE_MODES:
         raise ValueError(f"unknown merge mode {merge!r}; choose one of {', '.join(MERGE_MODES)}.")
+    from scipy.optimize import linear_sum_assignment
+
     old = np.asarray(canonical(old_layout))
     new = np.asarray(canonical(new_labels))
     if len(old) != len(new):
