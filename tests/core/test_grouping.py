@@ -49,7 +49,6 @@ def test_degenerate_inputs_give_clear_errors():
 
 
 def test_ap_nonconvergence_falls_back_without_crashing(monkeypatch):
-    import hetero.grouping as g
     from sklearn.exceptions import ConvergenceWarning
     import warnings
 
@@ -60,7 +59,7 @@ def test_ap_nonconvergence_falls_back_without_crashing(monkeypatch):
         def fit(self, s):
             warnings.warn("no", ConvergenceWarning)
 
-    monkeypatch.setattr(g, "AffinityPropagation", NeverConverges)
+    monkeypatch.setattr("sklearn.cluster.AffinityPropagation", NeverConverges)  # imported lazily by cluster()
     d, labels = _block_matrix((4, 4))
     c = cluster(d, noise_floor=1.0)
     assert c.method == "hierarchical-fallback" and "did not converge" in c.note
