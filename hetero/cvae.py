@@ -245,15 +245,14 @@ def fit_cvaes(
     opt = _Adam(stacked.parameters(), lr=cfg.lr)
     steps = -(-max(p.numel() for p in parts) // cfg.batch_size)
     histories: list[list[float]] = [[] for _ in parts]
+    fields = (x, y, mask) if agent is None else (x, y, mask, agent)
     for epoch in range(cfg.epochs):
         total = torch.zeros(len(parts), device=x.device)
         idx = _minibatches(parts, steps, cfg.batch_size, generator)  # [steps, K, B]
-        fields = (x, y, mask) if agent is None else (x, y, mask, agent)
-        batches = [v.index_select(0, idx.flatten()).view(*idx.shape, *v.shape[1:]) for v in fields]
         # the noise comes from the (CPU) generator too, so a CUDA run follows the CPU run's draws
         noise = torch.randn(*idx.shape, cfg.latent, generator=generator).to(x.device)
         for step in range(steps):
-            xb, yb, mb, *ab = (v[step] for v in batches)
+            xb, yb, mb, *ab = (v.index_select(0, idx[step].flatten()).view(*idx.shape[1:], *v.shape[1:]) for v in fields)
             per_member = stacked.loss(xb, yb, mb, ab[0] if ab else None, noise[step])
             per_member.sum().backward()
             opt.step()
