@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.cluster.hierarchy import cut_tree, linkage
-from scipy.spatial.distance import squareform
-from sklearn.cluster import KMeans
 
 from hetero.cvae import CVAEConfig, fit_cvae
 from hetero.grouping import canonical
@@ -59,6 +56,8 @@ class SePSGrouper:
             return None, {"note": "SePS groups once (its first round) and keeps that layout"}
         emb = self.embeddings(pool)
         k = min(self.k, emb.shape[0])
+        from sklearn.cluster import KMeans  # lazy: ~1 s to import
+
         labels = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(emb).labels_
         self.done = True
         d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
@@ -83,6 +82,9 @@ class MADPSGrouper:
 
     def regroup(self, d: np.ndarray, layout) -> tuple[int, ...]:
         """Division of every group too spread out, then fusion of groups closer than the threshold."""
+        from scipy.cluster.hierarchy import cut_tree, linkage  # lazy: ~0.5 s to import
+        from scipy.spatial.distance import squareform
+
         labels = np.asarray(canonical(layout))
         nxt = labels.max() + 1
         for g in np.unique(labels):

@@ -117,25 +117,148 @@ def fit_cvae(
     """Train a CVAE on pairs x [M, Dx], y [M, Dy] with y_mask [M, Dy] (and agent ids [M] model-free).
 
     Returns the model (in eval mode) and the mean loss of every epoch. ``progress`` is an
-    optional callable(epoch, loss) for progress bars.
+    optional callable(epoch, loss) for progress bars. The one-member case of :func:`fit_cvaes`.
     """
-    model = CVAE(x, y, n_agents, cfg, encoder_x=encoder_x).to(x.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    m = x.shape[0]
-    history: list[float] = []
+    everything = torch.arange(x.shape[0], device=x.device)
+    models, histories = fit_cvaes(x, y, y_mask, cfg, [everything], agent, n_agents, generator, progress, encoder_x)
+    return models[0], histories[0]
+
+
+def _linears(model: CVAE) -> list[nn.Linear]:
+    return [m for m in (*model.encoder, *model.decoder) if isinstance(m, nn.Linear)]
+
+
+def _minibatches(parts: list[Tensor], steps: int, batch: int, generator: torch.Generator | None) -> Tensor:
+    """Row indices [steps, K, batch] of one epoch: each member walks its own random permutations
+    of its own rows (a member with fewer rows than steps * batch starts a fresh permutation)."""
+    out = []
+    for rows in parts:
+        m = rows.numel()
+        perms = [torch.randperm(m, generator=generator) for _ in range(-(-steps * batch // m))]
+        out.append(rows[torch.cat(perms)[:steps * batch].to(rows.device)].view(steps, batch))
+    return torch.stack(out, 1)
+
+
+class StackedCVAEs:
+    """K CVAEs of one architecture as stacked tensors: weights [K, in, out], biases [K, 1, out],
+    standardisation statistics [K, 1, D]; every layer is one ``torch.baddbmm`` for all members.
+    The model-free encoder's first layer on [one_hot(i), x] is computed as W_id[i] + W_x x."""
+
+    def __init__(self, models: list[CVAE]) -> None:
+        self.models = models
+        self.layers = [_linears(m) for m in models]
+        self.weights = [torch.stack([ls[j].weight.detach().T for ls in self.layers]).requires_grad_() for j in range(6)]
+        self.biases = [torch.stack([ls[j].bias.detach()[None] for ls in self.layers]).requires_grad_() for j in range(6)]
+        stat = lambda name: torch.stack([m.get_buffer(name)[None] for m in models])  # noqa: E731
+        self.mx, self.sx = stat("norm_x.mean"), stat("norm_x.std")
+        self.my, self.sy = stat("norm_y.mean"), stat("norm_y.std")
+        self.members = torch.arange(len(models), device=self.mx.device)[:, None]
+        self.cfg, self.n_agents, self.encoder_x = models[0].cfg, models[0].n_agents, models[0].encoder_x
+
+    def parameters(self) -> list[Tensor]:
+        return self.weights + self.biases
+
+    def loss(self, x: Tensor, y: Tensor, mask: Tensor, agent: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+        """Negative ELBO of every member (Eqs. 4-5), each on its own rows: x [K, B, Dx] -> [K].
+        ``noise`` [K, B, L] is the reparameterisation's standard normal draw (default: drawn here)."""
+        w, b, elu = self.weights, self.biases, nn.functional.elu
+        xn, yn = (x - self.mx) / self.sx, (y - self.my) / self.sy
+        if self.n_agents:  # one_hot(i) @ W_id is a row gather
+            w_id = w[0][:, :self.n_agents].reshape(-1, w[0].shape[-1])
+            h = w_id.index_select(0, (self.members * self.n_agents + agent).flatten()).view(*agent.shape, -1) + b[0]
+            h = torch.baddbmm(h, xn, w[0][:, self.n_agents:]) if self.encoder_x else h
+        else:
+            h = torch.baddbmm(b[0], torch.cat([yn, xn], -1), w[0])
+        h = torch.baddbmm(b[1], elu(h), w[1])
+        mu, log_sigma = torch.baddbmm(b[2], elu(h), w[2]).chunk(2, -1)
+        sigma = log_sigma.clamp(-8.0, 4.0).exp()
+        z = mu + sigma * (torch.randn_like(mu) if noise is None else noise)
+        h = torch.baddbmm(b[3], torch.cat([z, xn], -1), w[3])
+        h = torch.baddbmm(b[4], elu(h), w[4])
+        pred = torch.baddbmm(b[5], elu(h), w[5])
+        rec = 0.5 * ((pred - yn).pow(2) * mask).sum(-1)
+        kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1.0 - 2.0 * sigma.log()).sum(-1)
+        return (rec + self.cfg.kl_weight * kl).mean(-1)
+
+    def unstack(self) -> list[CVAE]:
+        """Copy each member's slice back into its CVAE module (eval mode)."""
+        with torch.no_grad():
+            for k, ls in enumerate(self.layers):
+                for j, lin in enumerate(ls):
+                    lin.weight.copy_(self.weights[j][k].T)
+                    lin.bias.copy_(self.biases[j][k, 0])
+        return [m.eval() for m in self.models]
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) with torch.optim.Adam's defaults and update, for a few stacked tensors.
+
+    Elementwise, so every member of a stack is updated as if alone. Written out because
+    constructing ``torch.optim.Adam`` imports ``torch._dynamo``, which costs ~1-2 s per process,
+    more than fitting the CVAEs of one quantification."""
+
+    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        step_size, bc2_sqrt = self.lr / (1 - b1 ** self.t), (1 - b2 ** self.t) ** 0.5
+        for p, m, v in zip(self.params, self.m, self.v):
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            p.addcdiv_(m, v.sqrt().div_(bc2_sqrt).add_(self.eps), value=-step_size)
+            p.grad = None
+
+
+def fit_cvaes(
+    x: Tensor,
+    y: Tensor,
+    y_mask: Tensor,
+    cfg: CVAEConfig,
+    parts: list[Tensor],
+    agent: Tensor | None = None,
+    n_agents: int = 0,
+    generator: torch.Generator | None = None,
+    progress=None,
+    encoder_x: bool = True,
+) -> tuple[list[CVAE], list[list[float]]]:
+    """Train K independent CVAEs at once, member k on the pairs ``parts[k]`` (row indices into x).
+
+    Each member has its own initialisation, standardisation statistics (of its own rows) and
+    minibatches, but the K members run as one :class:`StackedCVAEs`; the loss is the sum of the
+    members' negative ELBOs, so each member's gradient is its own and Adam (elementwise) updates
+    it as if alone. An epoch is ceil(max_k |parts[k]| / batch_size) full minibatches per member.
+
+    Returns the K members as ordinary :class:`CVAE` modules (eval mode) and each one's mean loss
+    per epoch. ``progress`` (callable(epoch, loss)) is called once per member and epoch.
+    """
+    if not parts or any(p.numel() == 0 for p in parts):
+        raise ValueError(f"fit_cvaes needs K >= 1 non-empty row sets in parts; got sizes {[p.numel() for p in parts]}.")
+    if n_agents and agent is None:
+        raise ValueError("model-free fitting (n_agents > 0) needs the agent id of every pair (agent=...).")
+    stacked = StackedCVAEs([CVAE(x[p], y[p], n_agents, cfg, encoder_x=encoder_x).to(x.device) for p in parts])
     mask = y_mask.to(x.dtype)
+    opt = _Adam(stacked.parameters(), lr=cfg.lr)
+    steps = -(-max(p.numel() for p in parts) // cfg.batch_size)
+    histories: list[list[float]] = [[] for _ in parts]
+    fields = (x, y, mask) if agent is None else (x, y, mask, agent)
     for epoch in range(cfg.epochs):
-        perm = torch.randperm(m, generator=generator, device="cpu").to(x.device)
-        total = 0.0
-        for start in range(0, m, cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
-            loss = model.loss(x[idx], y[idx], mask[idx], None if agent is None else agent[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+        total = torch.zeros(len(parts), device=x.device)
+        idx = _minibatches(parts, steps, cfg.batch_size, generator)  # [steps, K, B]
+        # the noise comes from the (CPU) generator too, so a CUDA run follows the CPU run's draws
+        noise = torch.randn(*idx.shape, cfg.latent, generator=generator).to(x.device)
+        for step in range(steps):
+            xb, yb, mb, *ab = (v.index_select(0, idx[step].flatten()).view(*idx.shape[1:], *v.shape[1:]) for v in fields)
+            per_member = stacked.loss(xb, yb, mb, ab[0] if ab else None, noise[step])
+            per_member.sum().backward()
             opt.step()
-            total += loss.item() * idx.numel()
-        history.append(total / m)
-        if progress is not None:
-            progress(epoch, history[-1])
-    model.eval()
-    return model, history
+            total += per_member.detach()
+        for k, v in enumerate((total / steps).tolist()):
+            histories[k].append(v)
+            if progress is not None:
+                progress(epoch, v)
+    return stacked.unstack(), histories

@@ -9,6 +9,9 @@ of old groups and new clusters, pairs them with the Hungarian algorithm (rectang
 a pair with no agent in common is no match) and returns a :class:`~hetero.plan.RegroupPlan`:
 matched clusters keep their network, unmatched new clusters split (copy the best-overlap old
 network), unmatched old groups merge into the new cluster they overlap most.
+
+scikit-learn and SciPy are imported inside the functions that use them: together they take
+~2 s to import, which every `hetero` command (``--help`` included) would otherwise pay.
 """
 from __future__ import annotations
 
@@ -263,6 +266,8 @@ def match(old_layout, new_labels, merge: str = "majority", seed: int = 0) -> Reg
     """
     if merge not in MERGE_MODES:
         raise ValueError(f"unknown merge mode {merge!r}; choose one of {', '.join(MERGE_MODES)}.")
+    from scipy.optimize import linear_sum_assignment
+
     old = np.asarray(canonical(old_layout))
     new = np.asarray(canonical(new_labels))
     if len(old) != len(new):

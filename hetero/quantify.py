@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hetero.cvae import CVAEConfig, fit_cvae
+from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
 from hetero.kinds import KINDS, check_kind, model_free_xy
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
@@ -175,10 +175,12 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
         parts = [valid]
     er, ea = _draw(pool.rows, n, cfg.eval_samples, valid, gen)
     mats, ses, hist, contributions = [], [], [], []
-    for h, part in enumerate(parts):
-        rows, agents = _draw(pool.rows, n, cfg.train_samples * n, part, gen)
-        model, curve = fit_cvae(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, agent=agents,
-                                n_agents=n, generator=gen, progress=tick)
+    draws = [_draw(pool.rows, n, cfg.train_samples * n, part, gen) for part in parts]  # one CVAE per half,
+    rows, agents = (torch.cat(v) for v in zip(*draws))  # fitted together as one stacked model
+    members = list(torch.arange(rows.numel(), device=rows.device).chunk(len(parts)))
+    models, curves = fit_cvaes(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, members,
+                               agent=agents, n_agents=n, generator=gen, progress=tick)
+    for h, (model, curve) in enumerate(zip(models, curves)):
         mu, sigma = _encode_all(model, x_all[er, ea], n)
         d, se = mean_pairwise_w2(mu, sigma)
         mats.append(d)

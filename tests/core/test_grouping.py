@@ -60,7 +60,7 @@ def test_ap_nonconvergence_falls_back_without_crashing(monkeypatch):
         def fit(self, s):
             warnings.warn("no", ConvergenceWarning)
 
-    monkeypatch.setattr(g, "AffinityPropagation", NeverConverges)
+    monkeypatch.setattr("sklearn.cluster.AffinityPropagation", NeverConverges)  # imported lazily by cluster()
     d, labels = _block_matrix((4, 4))
     c = cluster(d, noise_floor=1.0)
     assert c.method == "hierarchical-fallback" and "did not converge" in c.note

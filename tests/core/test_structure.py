@@ -34,13 +34,13 @@ def test_two_different_agents_are_two_groups():
 
 @pytest.mark.parametrize("n", [3, 4])
 def test_all_different_agents_are_all_separated(n):
-    pool, truth = planted_pool(tuple(range(n)), effect=1.0, episodes=24, steps=20, seed=n)
+    pool, truth = planted_pool(tuple(range(n)), effect=2.0, episodes=24, steps=20, seed=n)
     res = quantify(pool, "meta", FAST)
     assert group(res).n_groups == n
 
 
 def test_singleton_and_unequal_groups():
-    pool, truth = planted_pool((0, 0, 0, 0, 1, 1, 2), effect=1.0, episodes=24, steps=20, seed=3)
+    pool, truth = planted_pool((0, 0, 0, 0, 1, 1, 2), effect=2.0, episodes=24, steps=20, seed=3)
     res = quantify(pool, "meta", FAST)
     labels = group(res).labels
     same = lambda lab: np.equal.outer(lab, lab)  # noqa: E731
