@@ -68,6 +68,14 @@ class QuantifyConfig:
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
 
+    def __post_init__(self) -> None:
+        from hetero.errors import check_number
+
+        if self.mode not in ("auto", "model-based", "model-free"):
+            raise ValueError(f"QuantifyConfig.mode={self.mode!r}; choose auto, model-based or model-free.")
+        for name in ("train_samples", "eval_samples", "reward_repeat"):  # --train-samples, --eval-samples
+            check_number(getattr(self, name), f"QuantifyConfig.{name} (--{name.replace('_', '-')})", ge=1)
+
 
 @dataclass
 class HeterogeneityResult:
