@@ -139,3 +139,14 @@ def test_plot_compare_and_at_are_checked(capsys, tmp_path):
                f"--compare {tmp_path / 'nope'} has no metrics.csv")
     _one_error(capsys, ["plot", str(run), "--at", "3,x"], 2, "invalid literal for int()")
     _one_error(capsys, ["plot", str(run), "--at", "3", "--kinds", "colour"], 2, "unknown kind 'colour' in --kinds")
+
+
+def test_silent_changes_are_said(capsys, tmp_path):
+    """--frames rounded up to whole iterations and plot --at's nearest checkpoint get a note."""
+    assert main([*TRAIN, "--frames", "40", "--checkpoint-interval", "2", "--eval-interval", "0", "--eval-episodes", "2",
+                 "--ppo-epochs", "1", "--critic-epochs", "1", "--out-dir", str(tmp_path), "--run-name", "r"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --frames 40 is not a whole number of iterations (16 frames each" in err and "training 48 frames" in err
+    assert main(["plot", str(tmp_path / "r"), "--at", "1", "--kinds", "policy", "--train-samples", "64",
+                 "--formats", "png"]) == 0
+    assert "note: --at 1: no checkpoint at update 1; using the nearest, update 2" in capsys.readouterr().err
