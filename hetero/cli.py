@@ -321,8 +321,10 @@ def cmd_plot(args) -> int:
             raise UsageError(f"{flag} {r} has no metrics.csv; pass a run folder written by `hetero train`.")
     check_number(args.panels, "--panels", ge=1)
     if args.at:
-        with usage_errors():
+        try:
             at = [int(x) for x in args.at.split(",")]
+        except ValueError:
+            raise UsageError(f"--at takes comma-separated update numbers, e.g. 500,1500 (got {args.at!r}).") from None
         bad = [k for k in args.kinds.split(",") if k not in KINDS]
         if bad:
             raise UsageError(f"unknown kind {bad[0]!r} in --kinds; choose from {', '.join(KINDS)}.")

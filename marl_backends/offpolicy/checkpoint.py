@@ -9,7 +9,7 @@ A ``--sharing hetdps`` run also stores its HetDPS state (``trainer.hetdps.state_
 history and the sample pools gathered for the next round; the iter_*.pt files keep the history
 only), as the on-policy checkpoints do, so ``--resume`` continues the same layout and rounds.
 
-- :func:`save_checkpoint` / :func:`load_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
+- :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`apply_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
 - :func:`is_offpolicy_checkpoint` (cheap, reads config.json only) and
   :func:`load_offpolicy_trainer` (for ``hetero quantify --checkpoint RUN_DIR``).
 """

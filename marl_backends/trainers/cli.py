@@ -124,7 +124,8 @@ def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN0
     given = given_fields(args, TrainConfig)
     if getattr(args, "resume", None):
         run_dir, file = resume_target(args.resume)
-        bad = sorted(set(given) - set(RESUME_OVERRIDABLE))
+        bad = sorted(set(given) - set(RESUME_OVERRIDABLE)) + [k for k in offpolicy_flags() if getattr(args, k, None)
+                                                              is not None]
         if bad:
             raise UsageError(f"--resume continues the run as configured in {run_dir / 'config.json'}; "
                              f"--{bad[0].replace('_', '-')} cannot be changed (allowed with --resume: "
@@ -212,14 +213,3 @@ def _write_config(run_dir: Path, trainer) -> None:  # noqa: ANN001
         "versions": versions(),
         "command": " ".join(sys.argv),
     })
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m marl_backends.trainers.cli ARGS`` = ``hetero train ARGS``."""
-    from hetero.cli import main as hetero_main
-
-    return hetero_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

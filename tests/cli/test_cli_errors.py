@@ -137,7 +137,7 @@ def test_plot_compare_and_at_are_checked(capsys, tmp_path):
     (run / "metrics.csv").write_text("iteration,frames,train_return\n1,10,0.5\n")
     _one_error(capsys, ["plot", str(run), "--compare", str(tmp_path / "nope")], 2,
                f"--compare {tmp_path / 'nope'} has no metrics.csv")
-    _one_error(capsys, ["plot", str(run), "--at", "3,x"], 2, "invalid literal for int()")
+    _one_error(capsys, ["plot", str(run), "--at", "3,x"], 2, "--at takes comma-separated update numbers")
     _one_error(capsys, ["plot", str(run), "--at", "3", "--kinds", "colour"], 2, "unknown kind 'colour' in --kinds")
 
 

@@ -121,13 +121,20 @@ def _wait_rows(proc: subprocess.Popen, run: Path, n: int, timeout: float = 240) 
     raise AssertionError(f"run did not reach {n} iterations: {proc.poll()}, {proc.stderr.read() if proc.poll() else ''}")
 
 
-def test_ctrl_c_mid_run_then_resume_and_a_readable_log(tmp_path, capsys):
-    """A real Ctrl-C (SIGINT to the `hetero train` process) before the first periodic checkpoint."""
-    proc, cut, log = _start(tmp_path, "cut", 400, ["--checkpoint-interval", "1000"])
-    _wait_rows(proc, cut, 2)
-    proc.send_signal(signal.SIGINT)
-    err = proc.communicate(timeout=240)[1]
-    log.close()
+def test_ctrl_c_or_kill_9_mid_run_then_resume_and_a_readable_log(tmp_path, capsys):
+    """Two `hetero train --no-progress > log` processes, started together (one interpreter start-up
+    of wall time): a real Ctrl-C (SIGINT) to one and SIGKILL to the other, both before the first
+    periodic checkpoint. The first saves and resumes exactly; the second has nothing saved and
+    starts again from iteration 0 with a message."""
+    procs = {name: _start(tmp_path, name, 400, ["--checkpoint-interval", "1000"]) for name in ("cut", "killed")}
+    for name, (proc, run, log) in procs.items():
+        _wait_rows(proc, run, 2)
+        proc.send_signal(signal.SIGINT) if name == "cut" else proc.kill()
+    errs = {name: proc.communicate(timeout=240)[1] for name, (proc, _, _) in procs.items()}
+    for _, _, log in procs.values():
+        log.close()
+    proc, cut, _ = procs["cut"]
+    err = errs["cut"]
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted by SIGINT" in err and f"hetero train --resume {cut}" in err
     j = len(rows(cut))
@@ -140,19 +147,14 @@ def test_ctrl_c_mid_run_then_resume_and_a_readable_log(tmp_path, capsys):
     full = train(ONPOLICY, tmp_path, "full", j + 2, "mappo")
     assert rows(cut) == rows(full)
 
-
-def test_killed_before_the_first_checkpoint_starts_again(tmp_path, capsys):
-    proc, cut, log = _start(tmp_path, "cut", 400, ["--checkpoint-interval", "1000"])
-    _wait_rows(proc, cut, 2)
-    proc.kill()  # SIGKILL: nothing can be saved
-    proc.communicate(timeout=240)
-    log.close()
-    assert not (cut / "checkpoint.pt").exists() and (cut / "config.json").exists()
-    assert main(["train", "--resume", str(cut), "--frames", str(3 * PER_IT["mappo"]), "--no-progress"]) == 0
+    killed = procs["killed"][1]
+    assert procs["killed"][0].returncode == -signal.SIGKILL
+    assert not (killed / "checkpoint.pt").exists() and (killed / "config.json").exists()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(killed), "--frames", str((j + 2) * PER_IT["mappo"]), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "has no checkpoint (the run stopped before its first one); starting it again from iteration 0" in err
-    full = train(ONPOLICY, tmp_path, "full", 3, "mappo")
-    assert rows(cut) == rows(full)
+    assert rows(killed) == rows(full)
 
 
 def test_hetdps_rounds_get_a_log_line(tmp_path, capsys):
