@@ -182,7 +182,8 @@ def cmd_quantify(args) -> int:
     _write_json(run_dir / "config.json", config)
 
     t0 = time.perf_counter()
-    pool = collect_pool(env, steps=steps, behaviour=behaviour, noise=args.noise, seed=args.seed, progress=not args.quiet)
+    bars = not args.quiet and sys.stderr.isatty()  # no \r frames in a log file
+    pool = collect_pool(env, steps=steps, behaviour=behaviour, noise=args.noise, seed=args.seed, progress=bars)
     _check_finite_pool(pool)
     timings = {"sampling_s": round(time.perf_counter() - t0, 3)}
     truth = env.spec.groups
@@ -193,7 +194,7 @@ def cmd_quantify(args) -> int:
     model_kinds = env.model.kinds if env.model is not None else frozenset()
     free = [k for k in kinds if k == "meta" or (k != "policy" and (k not in model_kinds or cfg.mode == "model-free"))]
     n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
-    bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=args.quiet, leave=False)
+    bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=not bars, leave=False)
     for kind in kinds:
         res = quantify(pool, kind, cfg, model=env.model, policy_fn=policy_fn if kind == "policy" else None,
                        progress=lambda k, e, l: (bar.set_postfix(kind=k, loss=f"{l:.3f}"), bar.update(1)))
@@ -436,7 +437,7 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--out", default=None, help="run folder (default runs/quantify/ENV-TIME)")
     q.add_argument("--overwrite", action="store_true", help="replace the quantify run already in --out")
     q.add_argument("--no-plots", action="store_true")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--quiet", action="store_true", help="no progress bars (they only show on a terminal anyway)")
 
 
 def add_plot_arguments(pl: argparse.ArgumentParser) -> None:

@@ -19,8 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from marl_backends.trainers.run_io import atomic_torch_save
 
 CHECKPOINT_KIND = "offpolicy-v1"

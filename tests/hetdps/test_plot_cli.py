@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
 from fake_env import fake_factory
 
 from hetero.cli import main
