@@ -39,6 +39,14 @@ class CVAEConfig:
     batch_size: int = 256
     epochs: int = 10
 
+    def __post_init__(self) -> None:
+        from hetero.errors import check_number
+
+        for name in ("latent", "hidden", "batch_size", "epochs"):  # an untrained CVAE gives a meaningless matrix
+            check_number(getattr(self, name), f"CVAEConfig.{name}" + (" (--epochs)" if name == "epochs" else ""), ge=1)
+        check_number(self.lr, "CVAEConfig.lr", gt=0)
+        check_number(self.kl_weight, "CVAEConfig.kl_weight", ge=0)
+
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(i, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, o))

@@ -231,7 +231,9 @@ class HetDPS:
 
     @staticmethod
     def _line(rnd: RegroupRound) -> str:
-        return json.dumps({k: v for k, v in rnd.to_dict().items() if k != "matrix"}, default=str) + "\n"
+        from hetero.runinfo import json_safe  # standard JSON: a non-finite floor is written as null
+
+        return json.dumps(json_safe({k: v for k, v in rnd.to_dict().items() if k != "matrix"}), default=str) + "\n"
 
     def _log(self, rnd: RegroupRound) -> None:
         if self.log_dir is None:

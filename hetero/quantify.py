@@ -67,6 +67,15 @@ class QuantifyConfig:
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
 
+    def __post_init__(self) -> None:
+        from hetero.errors import check_number
+
+        if self.mode not in ("auto", "model-based", "model-free"):
+            raise ValueError(f"QuantifyConfig.mode={self.mode!r}; choose auto, model-based or model-free.")
+        for name in ("train_samples", "eval_samples", "reward_repeat", "test_samples"):  # --train-samples ...
+            check_number(getattr(self, name), f"QuantifyConfig.{name} (--{name.replace('_', '-')})", ge=1)
+        check_number(self.alpha, "QuantifyConfig.alpha (--alpha)", gt=0, lt=1)
+
 
 @dataclass
 class HeterogeneityResult:

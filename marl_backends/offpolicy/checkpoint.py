@@ -9,16 +9,15 @@ A ``--sharing hetdps`` run also stores its HetDPS state (``trainer.hetdps.state_
 history and the sample pools gathered for the next round; the iter_*.pt files keep the history
 only), as the on-policy checkpoints do, so ``--resume`` continues the same layout and rounds.
 
-- :func:`save_checkpoint` / :func:`load_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
+- :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`apply_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
 - :func:`is_offpolicy_checkpoint` (cheap, reads config.json only) and
   :func:`load_offpolicy_trainer` (for ``hetero quantify --checkpoint RUN_DIR``).
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-
-import torch
 
 from marl_backends.trainers.run_io import atomic_torch_save
 
@@ -63,14 +62,29 @@ def _load_hetdps(trainer, obj: dict) -> None:  # noqa: ANN001
         trainer.hetdps.load_state_dict(obj["hetdps"])
 
 
-def load_checkpoint(trainer, path: str | Path) -> int:  # noqa: ANN001
-    """Restore ``trainer`` from a checkpoint; returns its iteration. With the resume state (the
-    run's checkpoint.pt) the continuation is exact; without it (iter_*.pt or an old checkpoint)
-    networks, optimisers, counters and the sampling RNG are restored and the buffer refills."""
-    obj = torch.load(_checkpoint_file(path), map_location="cpu", weights_only=False)
+def check_kind(obj: dict, path: Path) -> None:
+    """ValueError unless ``obj`` (loaded from ``path``) is an off-policy checkpoint."""
     if obj.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path}: kind {obj.get('kind')!r} is not an off-policy checkpoint ({CHECKPOINT_KIND}); "
                          "on-policy runs load with marl_backends.trainers.checkpoint.load_trainer.")
+
+
+def load_checkpoint(trainer, path: str | Path) -> int:  # noqa: ANN001
+    """Restore ``trainer`` from a checkpoint file or a run folder (its newest intact checkpoint,
+    :func:`marl_backends.trainers.recovery.read_checkpoint`); returns its iteration."""
+    from marl_backends.trainers.recovery import read_checkpoint
+
+    obj, _, note = read_checkpoint(path if Path(path).is_dir() else _checkpoint_file(path), check_kind)
+    if obj is None:
+        raise FileNotFoundError(note)
+    return apply_checkpoint(trainer, obj)
+
+
+def apply_checkpoint(trainer, obj: dict) -> int:  # noqa: ANN001
+    """Restore ``trainer`` from a loaded checkpoint; returns its iteration. With the resume state
+    (the run's checkpoint.pt) the continuation is exact; without it (iter_*.pt or an old
+    checkpoint) networks, optimisers, counters and the sampling RNG are restored and the buffer
+    refills."""
     trainer.load_state_dict(obj["trainer"])
     trainer.gen.set_state(obj["rng"])
     _load_hetdps(trainer, obj)
@@ -100,7 +114,8 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
     (discrete: probabilities [B, N, A]) and ``trainer.act_behaviour(obs, avail, generator=g)[0]``
     samples behaviour actions for the env (env-scaled, or available action indices).
     """
-    from marl_backends.offpolicy.cli import build
+    from marl_backends.offpolicy.build import build
+    from marl_backends.trainers.recovery import read_checkpoint
 
     run_dir_ = _run_dir(run_dir)
     if not is_offpolicy_checkpoint(run_dir_):
@@ -111,9 +126,11 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
     own.update(overrides)
     run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"])}
     trainer, _, _ = build(run, own, env_factory, with_eval=False)
-    obj = torch.load(_checkpoint_file(run_dir), map_location="cpu", weights_only=False)
-    if obj.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{run_dir}: checkpoint kind {obj.get('kind')!r} is not {CHECKPOINT_KIND!r}.")
+    obj, path, note = read_checkpoint(_checkpoint_file(run_dir) if Path(run_dir).is_file() else run_dir_, check_kind)
+    if obj is None:
+        raise FileNotFoundError(f"{run_dir_} has no checkpoint yet (the run stopped before its first one).")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     trainer.load_state_dict(obj["trainer"])
     trainer.gen.set_state(obj["rng"])
     _load_hetdps(trainer, obj)

@@ -122,9 +122,24 @@ class OffPolicyConfig:
         for name in ("batch_size", "policy_delay", "train_interval", "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; must be >= 1.")
+        from hetero.errors import check_number
+
+        for name, bounds in NUMBER_RANGES.items():  # the flag is --name-with-dashes (actor_lr: --lr)
+            check_number(getattr(self, name), "--" + {"actor_lr": "lr"}.get(name, name).replace("_", "-"), **bounds)
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"--hidden must list positive layer sizes, e.g. 256,256 (got {self.hidden}).")
 
     def with_(self, **kw) -> "OffPolicyConfig":
         return replace(self, **kw)
+
+
+NUMBER_RANGES: dict[str, dict] = {
+    "beta": {"ge": 0}, "pu_coef": {"ge": 0}, "gamma": {"gt": 0, "le": 1}, "buffer_size": {"ge": 1},
+    "actor_lr": {"gt": 0}, "critic_lr": {"gt": 0}, "polyak": {"gt": 0, "le": 1}, "policy_noise": {"ge": 0},
+    "noise_clip": {"ge": 0}, "warmup_steps": {"ge": 0}, "updates_per_step": {"gt": 0}, "pool_size": {"ge": 1},
+    "seed": {"ge": 0},
+}
+"""Range of the numeric :class:`OffPolicyConfig` fields not checked above (the error names the flag)."""
 
 
 def matd3(**kw) -> OffPolicyConfig:

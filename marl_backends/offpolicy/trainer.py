@@ -81,7 +81,7 @@ class OffPolicyTrainer:
         self.reports_wins = False  # the env reports info["won"]
         self.env_steps, self.n_updates = 0, 0
         self.metrics: dict[str, float] = {}
-        self.hetdps = None  # the HetDPS controller of a --sharing hetdps run (set by offpolicy.cli.build)
+        self.hetdps = None  # the HetDPS controller of a --sharing hetdps run (set by offpolicy.build.build)
 
     # -------------------------------------------------------------- SharingTrainer
     @property

@@ -10,15 +10,15 @@ pool are checkpointed too, so ``--resume`` continues with the same layout and ro
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import torch
 
 from marl_backends.trainers.config import TrainConfig
 from marl_backends.trainers.hamdpo import HAMDPOTrainer
 from marl_backends.trainers.happo import HAPPOTrainer
 from marl_backends.trainers.mappo import MAPPOTrainer
 from marl_backends.trainers.onpolicy import EnvFactory, OnPolicyTrainer
+from marl_backends.trainers.recovery import read_checkpoint
 from marl_backends.trainers.run_io import atomic_torch_save
 
 TRAINERS: dict[str, type[OnPolicyTrainer]] = {"mappo": MAPPOTrainer, "happo": HAPPOTrainer, "hamdpo": HAMDPOTrainer}
@@ -69,31 +69,44 @@ def save_checkpoint(trainer: OnPolicyTrainer, run_dir: str | Path, keep: bool = 
     return path
 
 
-def _checkpoint_path(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "checkpoint.pt").exists():
-            raise FileNotFoundError(f"{path} has no checkpoint.pt; pass a run folder written by `hetero train` "
-                                    "or a checkpoint file (checkpoints/iter_*.pt).")
-        return path / "checkpoint.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a run folder or a .pt file.")
-    return path
-
-
-def load_trainer(run_dir: str | Path, env_factory: EnvFactory | None = None, **overrides) -> OnPolicyTrainer:  # noqa: ANN003
-    """Rebuild a trainer from a run folder (its ``checkpoint.pt``) or a checkpoint file.
-
-    ``overrides`` replace config fields that do not change the model (e.g. ``device``,
-    ``frames``, ``progress``). ``trainer.policy_distributions(obs)`` then gives the trained
-    policies' action distributions."""
-    path = _checkpoint_path(run_dir)
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+def check_version(obj: dict, path: Path) -> None:
+    """ValueError unless ``obj`` (loaded from ``path``) is an on-policy checkpoint of this version."""
     if obj.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {obj.get('version')} is not supported (expected {CHECKPOINT_VERSION}).")
+        what = "an off-policy checkpoint" if "kind" in obj else f"checkpoint version {obj.get('version')}"
+        raise ValueError(f"{path}: {what} cannot be loaded as an on-policy checkpoint "
+                         f"(version {CHECKPOINT_VERSION}).")
+
+
+def read_onpolicy_checkpoint(path: str | Path) -> tuple[dict | None, Path | None, str | None]:
+    """(checkpoint, file, note) of a run folder (its newest intact checkpoint; None if it has none)
+    or of a checkpoint file; see :func:`marl_backends.trainers.recovery.read_checkpoint`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a run folder written by `hetero train` "
+                                "or a checkpoint file (checkpoints/iter_*.pt).")
+    return read_checkpoint(path, check_version)
+
+
+def trainer_from_checkpoint(obj: dict, env_factory: EnvFactory | None = None, **overrides) -> OnPolicyTrainer:  # noqa: ANN003
+    """Rebuild a trainer (config, networks, optimisers, RNGs, HetDPS state) from a loaded checkpoint."""
     cfg = TrainConfig.from_dict(obj["config"]).replace(**overrides)
     trainer = make_trainer(cfg, env_factory)
     trainer.load_state_dict(obj["trainer"])
     if getattr(trainer, "hetdps", None) is not None and "hetdps" in obj:
         trainer.hetdps.load_state_dict(obj["hetdps"])
     return trainer
+
+
+def load_trainer(run_dir: str | Path, env_factory: EnvFactory | None = None, **overrides) -> OnPolicyTrainer:  # noqa: ANN003
+    """Rebuild a trainer from a run folder (its ``checkpoint.pt``, or the newest intact
+    ``checkpoints/iter_*.pt`` when that one is damaged, with a note on stderr) or a checkpoint file.
+
+    ``overrides`` replace config fields that do not change the model (e.g. ``device``,
+    ``frames``, ``progress``). ``trainer.policy_distributions(obs)`` then gives the trained
+    policies' action distributions."""
+    obj, _, note = read_onpolicy_checkpoint(run_dir)
+    if obj is None:
+        raise FileNotFoundError(f"{note}; there are no trained policies to load yet.")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return trainer_from_checkpoint(obj, env_factory, **overrides)

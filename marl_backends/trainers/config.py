@@ -21,8 +21,8 @@ class TrainConfig:
     """Configuration of one training run.
 
     Attributes:
-        env: registry name of the env, e.g. pms_15a_3c, spread_v0, balance.
-        algo: mappo | happo | hamdpo.
+        env: registry name of the env (`hetero envs` lists them), e.g. pms_15a_3c, spread_v0, vmas_balance.
+        algo: on-policy mappo | happo | hamdpo; off-policy matd3 | omdpg | matd3-gqc | matd3-omq (their flags: the off-policy group).
         sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps); hetdps = regroup online (HetDPS, paper Sec. 5, Alg. 1) starting from --hetdps-init (also written hetdps:nps, hetdps:groups:0,0,1,...).
         hetdps_init: initial layout of --sharing hetdps: fps | nps | fps-id | groups:... .
         hetdps_kind: heterogeneity kind that drives HetDPS: meta | policy | obs | response | effect | objective.
@@ -75,9 +75,10 @@ class TrainConfig:
         out_dir: parent folder of run folders.
         run_name: run folder name (empty = ENV_ALGO_SHARING_sSEED_TIMESTAMP).
         device: torch device (cpu, cuda).
-        threads: torch CPU threads (0 = leave torch's default).
-        progress: show a progress bar.
-        tensorboard: also write TensorBoard events when tensorboard is installed.
+        threads: torch CPU threads (as `hetero quantify`: 1, since these networks are small and more threads only pay off on an idle many-core machine; 0 = torch's default, all cores).
+        progress: show a progress bar when stderr is a terminal.
+        log_interval: print a text line (iteration, frames, return, eval, fps, layout) every this many iterations whenever stdout is not a terminal or the bar is off (0 = no lines; HetDPS rounds always get a line).
+        tensorboard: also write TensorBoard events under tb/ (needs the tensorboard package; on by default when it is installed, asking for it without it is an error).
     """
 
     env: str = "pms_15a_3c"
@@ -134,8 +135,9 @@ class TrainConfig:
     out_dir: str = "runs"
     run_name: str = ""
     device: str = "cpu"
-    threads: int = 0
+    threads: int = 1
     progress: bool = True
+    log_interval: int = 10
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
@@ -152,11 +154,19 @@ class TrainConfig:
         self._check_hetdps()
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"--hidden must list positive layer sizes, e.g. 128,128 (got {self.hidden}).")
+        self._check_numbers()
         if self.num_minibatches > self.num_envs * self.rollout_steps:
             raise ValueError("--num-minibatches exceeds the batch size num_envs * rollout_steps; lower it.")
 
     def _check_hetdps(self) -> None:
         check_hetdps(self)
+
+    def _check_numbers(self) -> None:
+        """Every numeric field finite and in range; the error names the flag (``--lr -1`` must not train)."""
+        from hetero.errors import check_number
+
+        for name, bounds in NUMBER_RANGES.items():
+            check_number(getattr(self, name), "--" + name.replace("_", "-"), **bounds)
 
     @property
     def dynamic_sharing(self) -> bool:
@@ -205,6 +215,24 @@ class TrainConfig:
 
 
 SHARING_DOC = SHARING_HELP
+
+NUMBER_RANGES: dict[str, dict] = {
+    "lr": {"gt": 0}, "critic_lr": {"gt": 0}, "adam_eps": {"gt": 0}, "clip": {"gt": 0}, "entropy_coef": {"ge": 0},
+    "gamma": {"gt": 0, "le": 1}, "gae_lambda": {"ge": 0, "le": 1}, "max_grad_norm": {"ge": 0},
+    "value_loss_coef": {"ge": 0}, "huber_delta": {"ge": 0}, "actor_gain": {"gt": 0}, "std_x_coef": {"gt": 0},
+    "std_y_coef": {"gt": 0}, "mdpo_kl_coef": {"ge": 0}, "eval_interval": {"ge": 0}, "checkpoint_interval": {"ge": 0},
+    "threads": {"ge": 0}, "log_interval": {"ge": 0}, "seps_k": {"ge": 0}, "madps_fusion": {"ge": 0},
+    "madps_division": {"gt": 0}, "seed": {"ge": 0},
+}
+"""Range of every numeric :class:`TrainConfig` field not already checked as a count (``>= 1``)."""
+
+ALGO_ONLY: dict[str, tuple[str, ...]] = {"happo_shared": ("happo", "hamdpo"), "mdpo_kl_coef": ("hamdpo",),
+                                         "mdpo_kl_anneal": ("hamdpo",)}
+"""Fields that only some on-policy algos read; the CLI refuses them for the others."""
+
+RESUME_OVERRIDABLE = ("frames", "eval_interval", "eval_episodes", "checkpoint_interval", "progress", "threads",
+                      "device", "tensorboard", "log_interval")
+"""Flags ``hetero train --resume`` accepts: they do not change the experiment."""
 
 # --- HetDPS settings, shared with the off-policy CLI (marl_backends/offpolicy/cli.py) ---------
 HETDPS_FIELDS = ("hetdps_init", "hetdps_kind", "hetdps_interval", "hetdps_rollouts", "hetdps_samples",

@@ -1,35 +1,37 @@
-"""The training loop: progress bar, metrics, periodic evaluation and atomic checkpoints."""
+"""The training loop: progress bar / log lines, metrics, periodic evaluation, atomic checkpoints,
+and a checkpoint at the next safe point when SIGINT / SIGTERM arrive (``stop``)."""
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
 
-from tqdm.auto import tqdm
-
 from marl_backends.trainers.checkpoint import save_checkpoint
+from marl_backends.trainers.interrupt import GracefulStop
 from marl_backends.trainers.onpolicy import OnPolicyTrainer
+from marl_backends.trainers.report import RunReport
 from marl_backends.trainers.run_io import MetricsLog
 
 Callback = Callable[[OnPolicyTrainer, dict], None]
 
 
-def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | None = None) -> Path:
+def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | None = None,
+          stop: GracefulStop | None = None) -> Path:
     """Train until ``cfg.frames`` (continuing from ``trainer.iteration`` when resumed).
 
     ``callback(trainer, metrics)`` runs after every iteration; it may add entries to
     ``metrics`` before they are logged. A trainer built with ``--sharing hetdps`` carries its
     HetDPS controller (``trainer.hetdps``): it runs after every update, before evaluation, and
-    logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz).
+    logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz) and as a text line.
+    With ``stop`` (a :class:`GracefulStop` the caller entered), a signal ends the loop after the
+    iteration in progress, with its checkpoint written (``stop.stopped_at`` = that iteration).
     """
     cfg, run_dir = trainer.cfg, Path(run_dir)
     log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration)
     total = cfg.iterations
-    t0, f0 = time.perf_counter(), trainer.frames
-    bar = tqdm(total=total * cfg.batch_frames, initial=trainer.frames, unit="frame", unit_scale=True,
-               disable=not cfg.progress, desc=f"{cfg.algo} {cfg.sharing_resolved} {cfg.env}", dynamic_ncols=True)
-    last_ret = float("nan")
+    t0 = time.perf_counter()
+    report = RunReport(f"{cfg.algo} {cfg.sharing_resolved} {cfg.env}", total, cfg.batch_frames, trainer.iteration,
+                       trainer.frames, cfg.progress, cfg.log_interval)
     hetdps = getattr(trainer, "hetdps", None)
     if hetdps is not None:
         hetdps.attach_log(run_dir)
@@ -38,8 +40,11 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             m = trainer.iterate()
             it = trainer.iteration
             if hetdps is not None:
-                hetdps.after_update(it)
+                old = tuple(trainer.layout)
+                rnd = hetdps.after_update(it)
                 m.update(hetdps.metrics())
+                if rnd is not None:
+                    report.round(rnd, old)
             if (cfg.eval_interval and it % cfg.eval_interval == 0) or it == total:
                 m.update(trainer.evaluate())
             if callback is not None:
@@ -47,16 +52,15 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             m["wall_s"] = time.perf_counter() - t0
             m["layout"] = "-".join(map(str, trainer.layout))
             log.log(m)
-            if not math.isnan(m["train_return"]):
-                last_ret = m["train_return"]
-            bar.update(cfg.batch_frames)
-            post = {"ret": f"{last_ret:.3g}", "fps": f"{(trainer.frames - f0) / (time.perf_counter() - t0):.0f}"}
-            if "eval_return" in m:
-                post["eval"] = f"{m['eval_return']:.3g}"
-            bar.set_postfix(post)
+            report.update(it, trainer.frames, m, cfg.batch_frames)
             if (cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0) or it == total:
                 save_checkpoint(trainer, run_dir)
+            elif stop is not None and stop.requested:
+                save_checkpoint(trainer, run_dir, keep=False)
+            if stop is not None and stop.requested and it < total:
+                stop.stopped_at = it
+                break
     finally:
-        bar.close()
+        report.close()
         log.close()
     return run_dir

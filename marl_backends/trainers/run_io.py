@@ -52,7 +52,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    """Standard JSON (non-finite numbers become null: no ``Infinity`` tokens), written atomically."""
+    from hetero.runinfo import json_safe
+
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def make_run_dir(out_dir: str | Path, name: str) -> Path:

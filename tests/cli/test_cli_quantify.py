@@ -1,5 +1,6 @@
 """`hetero quantify` / `hetero envs` end to end on tiny settings."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -34,11 +35,11 @@ def test_same_seed_same_matrix_through_the_cli(tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_unknown_env_and_kind_are_clear_errors(tmp_path):
-    with pytest.raises(SystemExit, match="unknown env 'pms_15a_4c'.*pms_15a_3c"):
-        main(["quantify", "--env", "pms_15a_4c", "--out", str(tmp_path), *TINY])
-    with pytest.raises(SystemExit, match="unknown kind 'colour'"):
-        main(["quantify", "--env", "pms_15a_3c", "--kind", "colour", "--out", str(tmp_path), *TINY])
+def test_unknown_env_and_kind_are_clear_errors(tmp_path, capsys):
+    assert main(["quantify", "--env", "pms_15a_4c", "--out", str(tmp_path), *TINY]) == 2
+    assert re.search("^error: unknown env 'pms_15a_4c'.*pms_15a_3c", capsys.readouterr().err, re.M)
+    assert main(["quantify", "--env", "pms_15a_3c", "--kind", "colour", "--out", str(tmp_path), *TINY]) == 2
+    assert "error: unknown kind 'colour'" in capsys.readouterr().err
 
 
 def test_envs_lists_our_scenarios(capsys):
@@ -73,8 +74,8 @@ def test_policy_het_from_a_trained_checkpoint(tmp_path, algo):
     assert m.shape == (4, 4) and (m[~np.eye(4, dtype=bool)] > 0).all()  # NPS / per-agent actors differ
 
 
-def test_checkpoint_of_another_env_is_refused(tmp_path):
+def test_checkpoint_of_another_env_is_refused(tmp_path, capsys):
     main(["train", "--env", "spread_v0", "--algo", "mappo", "--frames", "200", "--num-envs", "2", "--rollout-steps", "50",
           "--hidden", "8,8", "--out-dir", str(tmp_path), "--run-name", "r", "--no-progress"])
-    with pytest.raises(SystemExit, match="trained on 'spread_v0'"):
-        main(["quantify", "--env", "spread_v4", "--kind", "policy", "--checkpoint", str(tmp_path / "r"), *TINY])
+    assert main(["quantify", "--env", "spread_v4", "--kind", "policy", "--checkpoint", str(tmp_path / "r"), *TINY]) == 2
+    assert "trained on 'spread_v0', not --env 'spread_v4'" in capsys.readouterr().err

@@ -193,13 +193,13 @@ def test_quantify_finds_unit_types_on_2s3z():
 
 
 def test_train_mappo_and_hetdps_end_to_end(tmp_path):
-    from marl_backends.trainers.cli import main as train_main
+    from hetero.cli import main
 
     run = tmp_path / "r"
-    train_main(["--algo", "mappo", "--env", "smax_2s3z", "--frames", str(3 * E * 64), "--num-envs", str(E),
+    assert main(["train", "--algo", "mappo", "--env", "smax_2s3z", "--frames", str(3 * E * 64), "--num-envs", str(E),
                 "--rollout-steps", "64", "--eval-interval", "3", "--eval-episodes", str(E), "--sharing", "hetdps:nps",
                 "--hetdps-interval", "2", "--hetdps-rollouts", "1", "--hetdps-samples", "400",
-                "--out-dir", str(tmp_path), "--run-name", "r", "--no-progress"])
+                "--out-dir", str(tmp_path), "--run-name", "r", "--no-progress"]) == 0
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert len(rows) == 3 and "train_win_rate" in rows[0] and rows[-1]["eval_win_rate"] != ""
     assert 0.0 <= float(rows[-1]["eval_win_rate"]) <= 1.0

@@ -1,0 +1,60 @@
+"""`hetero quantify --samples` means transitions per agent (issue 10.7), numeric options are checked
+in the configs too (Python API), and `--kind all` leaves out Policy-Het of untrained networks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hetero.cli import MIN_STREAMS, main, pool_shape
+from hetero.cvae import CVAEConfig
+from hetero.quantify import QuantifyConfig
+
+FAST = ["--train-samples", "64", "--eval-samples", "32", "--epochs", "1", "--quiet", "--no-plots"]
+
+
+@pytest.mark.parametrize("samples", [16, 40, 100, 401, 3200])
+def test_pool_shape_gives_about_samples_rows_from_at_least_8_streams(samples):
+    envs, steps = pool_shape(samples)
+    assert envs >= MIN_STREAMS and 1 <= steps <= 50
+    assert samples <= envs * steps < samples + envs
+
+
+@pytest.mark.parametrize("samples", [40, 100])
+def test_samples_is_transitions_per_agent_on_a_100_step_env(tmp_path, samples):
+    """vmas_balance has 100-step episodes: main made ceil(samples/50) envs of a full episode each
+    (100 -> 200 rows; 40 -> one env, and the split-half crashed)."""
+    out = tmp_path / "q"
+    assert main(["quantify", "--env", "vmas_balance", "--kind", "meta", "--samples", str(samples), "--out", str(out),
+                 *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = json.loads((out / "config.json").read_text())
+    assert samples <= summary["pool_rows"] < samples + MIN_STREAMS
+    assert cfg["pool"]["envs"] >= MIN_STREAMS and summary["pool_rows"] == cfg["pool"]["envs"] * cfg["pool"]["steps"]
+    assert cfg["versions"]["hetero"] and "git_commit" in cfg["versions"]
+
+
+def test_configs_validate_numbers_for_the_python_api():
+    with pytest.raises(ValueError, match="eval_samples"):
+        QuantifyConfig(eval_samples=0)
+    with pytest.raises(ValueError, match="train_samples"):
+        QuantifyConfig(train_samples=-5)
+    with pytest.raises(ValueError, match="mode"):
+        QuantifyConfig(mode="model-ish")
+    with pytest.raises(ValueError, match="epochs"):
+        CVAEConfig(epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        CVAEConfig(lr=float("inf"))
+
+
+def test_kind_all_without_checkpoint_leaves_out_policy_and_default_kind_says_what_it_sees(tmp_path, capsys):
+    out = tmp_path / "all"
+    assert main(["quantify", "--env", "spread_v4", "--kind", "all", "--samples", "64", "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["kinds"]) == ["obs", "response", "effect", "objective", "meta"]
+    text = json.dumps(summary)
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON
+    assert "Run --kind all" not in capsys.readouterr().out
+    assert main(["quantify", "--env", "spread_v4", "--samples", "64", "--out", str(tmp_path / "m"), *FAST]) == 0
+    out_text = capsys.readouterr().out
+    assert "note: Meta-Het (the default kind)" in out_text and "Effect-Het" in out_text and "--kind all" in out_text
