@@ -19,4 +19,4 @@ def synthetic_pool(groups=(0, 0, 0, 1, 1, 1), rows=800, seed=0, heterogeneous=Tr
     r = -(s2 - (grp[None, :, None].float() if heterogeneous else 0.0)).norm(dim=-1)
     state = s.flatten(1)
     return SamplePool(state=state, next_state=s2.flatten(1), local_state=s, obs=o, action=a, reward=r,
-                      next_local_state=s2, next_obs=o2)
+                      next_local_state=s2, next_obs=o2, episode=torch.arange(rows) % 16)
