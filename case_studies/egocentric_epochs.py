@@ -42,16 +42,17 @@ def layout_name() -> str:
     return "ego-centric" if "env_state" in names else "index-order"
 
 
-def measure(env_name: str, seed: int, epochs: list[int], samples: int, noise: float) -> list[dict]:
+def measure(env_name: str, seed: int, epochs: list[int], samples: int, noise: float, behaviour: str,
+            base: QuantifyConfig) -> list[dict]:
     from marl_backends.envs import make_env
     from marl_backends.envs.sampling import collect_pool
 
     env = make_env(env_name, num_envs=max(1, -(-samples // 50)), seed=seed)
-    pool = collect_pool(env, steps=env.spec.max_steps, behaviour="heuristic", noise=noise, seed=seed, progress=False)
+    pool = collect_pool(env, steps=env.spec.max_steps, behaviour=behaviour, noise=noise, seed=seed, progress=False)
     truth = np.asarray(env.spec.groups)
     rows = []
     for ep in epochs:
-        cfg = QuantifyConfig(mode="model-free", seed=seed, cvae=replace(CVAEConfig(), epochs=ep))
+        cfg = replace(base, seed=seed, cvae=replace(base.cvae, epochs=ep))
         t0 = time.perf_counter()
         res = quantify(pool, "obs", cfg)
         s = group_stats(res.matrix, truth)
@@ -77,25 +78,44 @@ def table(results: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="pms_15a_3c")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=int, nargs="*", default=[0], help="none: only merge and print the table")
     p.add_argument("--epochs", type=int, nargs="+", default=[6, 40, 150])
     p.add_argument("--samples", type=int, default=3200, help="transitions per agent (as `hetero quantify`)")
     p.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour")
+    p.add_argument("--behaviour", default="heuristic", choices=["heuristic", "random"], help="who fills the pool")
+    p.add_argument("--kl-weight", type=float, default=CVAEConfig.kl_weight, help="CVAE KL weight")
+    p.add_argument("--train-samples", type=int, default=QuantifyConfig.train_samples)
+    p.add_argument("--eval-samples", type=int, default=QuantifyConfig.eval_samples)
+    p.add_argument("--no-split-half", action="store_true", help="one CVAE on the whole pool (half the cost)")
+    p.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs (e.g. on main) to merge into --out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="case_studies/results/egocentric_epochs.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     layout = layout_name()
-    print(f"Obs-Het (model-free) on {args.env}, condition x: {layout}", flush=True)
+    base = QuantifyConfig(mode="model-free", train_samples=args.train_samples, eval_samples=args.eval_samples,
+                          split_half=not args.no_split_half, cvae=replace(CVAEConfig(), kl_weight=args.kl_weight))
+    extras = [f"{args.behaviour} behaviour"] if args.behaviour != "heuristic" else []
+    if args.kl_weight != CVAEConfig.kl_weight:
+        extras.append(f"KL weight {args.kl_weight:g}")
+    if (args.train_samples, args.eval_samples) != (QuantifyConfig.train_samples, QuantifyConfig.eval_samples):
+        extras.append(f"{args.train_samples}/{args.eval_samples} train/eval x")
+    if args.no_split_half:
+        extras.append("one CVAE")
+    key = ", ".join([layout, *extras])
     out = Path(args.out)
     results = json.loads(out.read_text())["results"] if out.exists() else {}
-    rows = [r for r in results.get(layout, []) if r["seed"] not in args.seeds or r["epochs"] not in args.epochs]
-    for seed in args.seeds:
-        rows += measure(args.env, seed, args.epochs, args.samples, args.noise)
-    results[layout] = sorted(rows, key=lambda r: (r["epochs"], r["seed"]))
+    for other in args.merge:
+        results.update(json.loads(Path(other).read_text())["results"])
+    if args.seeds:
+        print(f"Obs-Het (model-free) on {args.env}, condition x: {key}", flush=True)
+        rows = [r for r in results.get(key, []) if r["seed"] not in args.seeds or r["epochs"] not in args.epochs]
+        for seed in args.seeds:
+            rows += measure(args.env, seed, args.epochs, args.samples, args.noise, args.behaviour, base)
+        results[key] = sorted(rows, key=lambda r: (r["epochs"], r["seed"]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"env": args.env, "kind": "obs", "mode": "model-free", "behaviour": "heuristic",
-                               "noise": args.noise, "samples": args.samples, "results": results}, indent=1))
+    out.write_text(json.dumps({"env": args.env, "kind": "obs", "mode": "model-free", "noise": args.noise,
+                               "samples": args.samples, "results": results}, indent=1))
     print(table(results))
     print(f"wrote {out}")
 
