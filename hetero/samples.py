@@ -7,6 +7,11 @@ functions are Markov (independent of history), as the paper requires.
 Agents may have observation / local-state / action spaces of different sizes: fields are padded
 to the largest size and the ``*_mask`` tensors ([N, D], True = a real dimension) say which
 entries are real.
+
+The global state factors as s = (s_1, ..., s_N, S^E) (paper Sec. 2): the agents' local states and
+the environment part S^E (landmarks, a torso, enemy units). ``env_state`` carries S^E where the
+env exposes it, so model-free conditions can be built ego-centric (hetero/kinds.py); ``state``
+stays the env's own global state (e.g. a critic's input), in whatever order the env gives it.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from torch import Tensor
 
 PER_AGENT_FIELDS = ("local_state", "obs", "action", "reward", "next_local_state", "next_obs")
 GLOBAL_FIELDS = ("state", "next_state")
+ENV_FIELDS = ("env_state", "next_env_state")  # optional S^E and S^E': both or neither
 
 
 @dataclass
@@ -37,6 +43,9 @@ class SamplePool:
         valid: [T, N] bool, False for rows where an agent has no sample (e.g. it was dead).
         episode: [T] long, which episode / env stream each row comes from (optional). The
             model-free noise floor splits the pool into halves by episode.
+        env_state / next_env_state: [T, De] the environment part S^E of the global state and
+            S^E' after the step (optional, both or neither; None when the env does not expose
+            it). Model-free conditions append it after the agents' slots.
     """
 
     state: Tensor
@@ -52,6 +61,8 @@ class SamplePool:
     action_mask: Tensor | None = None
     valid: Tensor | None = None
     episode: Tensor | None = None
+    env_state: Tensor | None = None
+    next_env_state: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.n_agents
@@ -112,6 +123,18 @@ class SamplePool:
                     f"SamplePool.{f.name} contains NaN or inf (first at index {bad}); drop or repair "
                     "those transitions before quantifying (e.g. check the env's reward/observation)."
                 )
+        have = [name for name in ENV_FIELDS if getattr(self, name) is not None]
+        if len(have) == 1:
+            missing = next(name for name in ENV_FIELDS if name not in have)
+            raise ValueError(f"SamplePool.{have[0]} is set but SamplePool.{missing} is None; give both S^E and "
+                             "S^E' (the env part before and after the step) or neither.")
+        if have:
+            e, e2 = self.env_state, self.next_env_state
+            if e.dim() != 2 or e.shape[0] != t or tuple(e2.shape) != tuple(e.shape):
+                raise ValueError(
+                    f"SamplePool.env_state / next_env_state have shapes {tuple(e.shape)} / {tuple(e2.shape)}; "
+                    f"expected ({t}, De) both, one row of the env part S^E per row like SamplePool.obs."
+                )
         if self.episode is not None and tuple(self.episode.shape) != (t,):
             raise ValueError(f"SamplePool.episode has shape {tuple(self.episode.shape)}, expected ({t},).")
         per_agent = self.valid.sum(0)
@@ -140,7 +163,12 @@ class SamplePool:
         kw = {}
         for f in fields(SamplePool):
             vs = [getattr(p, f.name) for p in pools]
-            if f.name == "episode" and any(v is None for v in vs):
+            if f.name in ENV_FIELDS and any(v is None for v in vs):
+                if not all(v is None for v in vs):
+                    raise ValueError(f"SamplePool.concat: some pools have {f.name} and some do not; drop it from "
+                                     "all (replace(pool, env_state=None, next_env_state=None)) or give it to all.")
+                kw[f.name] = None
+            elif f.name == "episode" and any(v is None for v in vs):
                 kw[f.name] = None
             elif f.name == "episode":  # keep episodes of different pools apart
                 shifted, offset = [], 0

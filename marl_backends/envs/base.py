@@ -60,6 +60,10 @@ class Observation:
     avail_actions [E, N, A] bool or None (discrete action masks);
     alive [E, N] bool or None (None: every agent is alive). A dead agent's transitions carry no
     information about it (SMAC units), so sample pools mark them invalid.
+    env_state [E, De] or None: the environment part S^E of the global state, the non-agent
+    components (paper Sec. 2: s = (s_1..s_N, S^E)), e.g. landmark positions. Model-free
+    quantification appends it to every agent's ego-centric condition (hetero/kinds.py); None when
+    the env does not expose it.
     """
 
     obs: Tensor
@@ -67,6 +71,7 @@ class Observation:
     local_state: Tensor
     avail_actions: Tensor | None = None
     alive: Tensor | None = None
+    env_state: Tensor | None = None
 
 
 @dataclass

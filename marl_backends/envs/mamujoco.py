@@ -98,7 +98,9 @@ def _make_parallel(task: MaMuJoCoTask, max_steps: int):
 class MaMuJoCoEnv:
     """E independent MaMuJoCo envs behind the VecMultiAgentEnv protocol (stepped in a loop over
     envs: MuJoCo runs on CPU, one simulator per env). Rewards are the team reward replicated to
-    every agent; ``local_state`` is an agent's own joints' (qpos, qvel)."""
+    every agent; ``local_state`` is an agent's own joints' (qpos, qvel); ``env_state`` (S^E) is
+    the (qpos, qvel) of the joints no agent owns, i.e. the torso, without the root x position
+    (as ``env.state()`` leaves it out)."""
 
     def __init__(self, name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0, max_steps: int = 1000):
         if num_envs < 1:
@@ -114,6 +116,11 @@ class MaMuJoCoEnv:
         parts = e0.agent_action_partitions
         self._qpos_ids = [[n.qpos_ids for n in part] for part in parts]
         self._qvel_ids = [[n.qvel_ids for n in part] for part in parts]
+        mj = e0.single_agent_env.unwrapped.model
+        owned_q = {int(q) % mj.nq for ids in self._qpos_ids for q in ids}
+        owned_v = {int(v) % mj.nv for ids in self._qvel_ids for v in ids}
+        self._env_qpos = [k for k in range(1, mj.nq) if k not in owned_q]  # qpos[0] = root x, unbounded
+        self._env_qvel = [k for k in range(mj.nv) if k not in owned_v]
         self._act_dims = [int(e0.action_space(a).shape[0]) for a in self._agents]
         if len(set(self._act_dims)) != 1:
             raise ValueError(f"{name}: agents have different action sizes {self._act_dims}; not supported.")
@@ -131,18 +138,19 @@ class MaMuJoCoEnv:
     def model(self):
         return None
 
-    def _observe_one(self, env, obs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _observe_one(self, env, obs: dict) -> tuple[np.ndarray, ...]:
         s = self.spec
         o = np.zeros((s.n_agents, s.obs_dim), np.float32)
         for i, a in enumerate(self._agents):
             o[i, : s.obs_dims[i]] = obs[a]
         data = env.single_agent_env.unwrapped.data
         loc = np.stack([np.concatenate([data.qpos[q], data.qvel[v]]) for q, v in zip(self._qpos_ids, self._qvel_ids)])
-        return o, np.asarray(env.state(), np.float32), loc.astype(np.float32)
+        env_part = np.concatenate([data.qpos[self._env_qpos], data.qvel[self._env_qvel]]).astype(np.float32)
+        return o, np.asarray(env.state(), np.float32), loc.astype(np.float32), env_part
 
-    def _stack(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Observation:
+    def _stack(self, items: list[tuple[np.ndarray, ...]]) -> Observation:
         t = lambda k: torch.as_tensor(np.stack([x[k] for x in items]), device=self.device)  # noqa: E731
-        return Observation(obs=t(0), state=t(1), local_state=t(2))
+        return Observation(obs=t(0), state=t(1), local_state=t(2), env_state=t(3) if items[0][3].size else None)
 
     def reset(self, seed: int | None = None) -> Observation:
         base = self._seed if seed is None else seed

@@ -10,6 +10,9 @@ its git repository (see README). Tasks are the SMACv2 paper's: protoss / terran 
 - ``local_state`` [E, N, Dl]: the agent's own features (the entries SMACv2 names ``own_*``:
   health, shield, position), without the ``own_unit_type_bit_*`` entries: in x of the
   meta-transition they would hand the CVAE each agent's type (as in the SMAX backend).
+- ``env_state`` [E, De]: the environment part S^E of ``get_state()``, the entries SMACv2 names
+  ``enemy_*`` (every enemy unit), for ego-centric model-free conditions; None when the wrapper
+  has no ``get_state_feature_names``.
 - ``alive`` [E, N]: ``own_health > 0``; dead units' rows are left out of sample pools.
 - ``avail_actions`` [E, N, A] bool: no-op 0 (dead only), stop 1, moves 2-5, attack/heal 6+k.
 - reward [E, N]: the team reward on every agent. terminated: the battle ended; truncated: the
@@ -190,6 +193,9 @@ class Smacv2Env:
                              "env with obs_own_health=True (StarCraft2Env's default).")
         self._own = torch.tensor(own, device=self.device)
         self._health = names.index("own_health")
+        state_names = list(self._envs[0].get_state_feature_names()) if hasattr(self._envs[0], "get_state_feature_names") else []
+        enemy = [i for i, f in enumerate(state_names) if f.startswith("enemy_")]
+        self._enemy = torch.tensor(enemy, device=self.device) if enemy else None
         self.spec = EnvSpec(
             name=name, n_agents=n, obs_dim=obs_dim, state_dim=int(info["state_shape"]), local_state_dim=len(own),
             action_dim=int(info["n_actions"]), discrete=True, max_steps=int(info["episode_limit"]),
@@ -218,7 +224,8 @@ class Smacv2Env:
     def _stack(self, items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Observation:
         obs, state, avail = (torch.from_numpy(np.stack([x[k] for x in items])).to(self.device) for k in range(3))
         return Observation(obs=obs, state=state, local_state=obs.index_select(-1, self._own), avail_actions=avail,
-                           alive=obs[..., self._health] > 0)
+                           alive=obs[..., self._health] > 0,
+                           env_state=None if self._enemy is None else state.index_select(-1, self._enemy))
 
     def _types_tensor(self) -> Tensor:
         return torch.tensor(self._types, dtype=torch.long, device=self.device)

@@ -16,6 +16,9 @@ auto-reset finished envs, and return the true next observation and the reset one
 - ``local_state`` [E, N, 4]: the agent's own health, x, y and weapon cooldown (the first 4 of
   its own features). The unit-type bits are left out on purpose: in x of the meta-transition they
   would hand the CVAE each agent's type and hide the very difference we want to measure.
+- ``env_state`` [E, ne * 10]: the environment part S^E of the world state, every enemy unit's
+  features (health, x, y, cooldown, unit-type one-hot; zeros once dead), for ego-centric
+  model-free conditions.
 - ``avail_actions`` [E, N, A] bool: SMAX's masks (moves 0-3, stop 4, attack enemy k at 5+k; a
   dead unit may only stop). The trainers never sample an unavailable action.
 - ``alive`` [E, N]: dead units' rows are left out of sample pools (they say nothing about the
@@ -157,6 +160,8 @@ class SmaxEnv:
         env, self._reset_fn, self._step_fn = _COMPILED[key]
         self._env = env
         n, ne = env.num_allies, env.num_enemies
+        per_unit = env.state_size // (n + ne) - 2  # world state = unit features, then teams, then types
+        self._enemies = slice(n * per_unit, (n + ne) * per_unit)
         static_types = not (scenario.smacv2_unit_type_generation or scenario.smacv2_position_generation)
         types = tuple(int(t) for t in np.asarray(scenario.unit_types[:n]))
         self.unit_type_names = tuple(UNIT_TYPE_NAMES[t] for t in types) if static_types else None
@@ -172,8 +177,9 @@ class SmaxEnv:
     def _observation(self, obs, world, avail) -> Observation:  # noqa: ANN001
         o = _to_torch(obs, self.device, torch.float32)
         own = o[..., -OWN_FEATURES:-OWN_FEATURES + LOCAL_STATE].clone()  # all zero once dead; health > 0 alive
-        return Observation(obs=o, state=_to_torch(world, self.device, torch.float32), local_state=own,
-                           avail_actions=_to_torch(avail, self.device), alive=own[..., 0] > 0)
+        w = _to_torch(world, self.device, torch.float32)
+        return Observation(obs=o, state=w, local_state=own, avail_actions=_to_torch(avail, self.device),
+                           alive=own[..., 0] > 0, env_state=w[:, self._enemies])
 
     # ---- protocol ------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> Observation:

@@ -8,8 +8,9 @@ observation sizes are zero-padded to ``spec.obs_dim``. Episodes are truncated at
 observation, ``StepResult.obs`` the one to act on).
 
 State layouts. Ours: ``state = [p_1, v_1, ..., p_N, v_N, l_1, ..., l_L]`` (4N + 2L),
-``local_state = (p_i, v_i)``. Built-ins: ``state`` = all agents' observations concatenated,
-``local_state = (p_i, v_i)``.
+``local_state = (p_i, v_i)``, ``env_state = [l_1, ..., l_L]`` (the landmarks, S^E).
+Built-ins: ``state`` = all agents' observations concatenated, ``local_state = (p_i, v_i)``,
+``env_state`` = every VMAS landmark's (position, velocity) (None for a world without landmarks).
 
 Actions: ours take 5 discrete actions (no-op, -x, +x, -y, +y; [E, N] long) or continuous
 [E, N, 2] in [-1, 1] (clamped); both drive VMAS in continuous mode through the same force table
@@ -129,14 +130,21 @@ class VmasEnv:
             obs = torch.stack(obs_list, 1)
             local = torch.cat([pos, vel], -1)
             state = torch.cat([local.flatten(1), lms.flatten(1)], -1)
-            return Observation(obs=obs, state=state, local_state=local)
+            return Observation(obs=obs, state=state, local_state=local, env_state=lms.flatten(1))
         flat = [self._flat(o) for o in obs_list]
         d = self.spec.obs_dim if hasattr(self, "spec") else max(f.shape[-1] for f in flat)
         obs = torch.stack([torch.nn.functional.pad(f, (0, d - f.shape[-1])) for f in flat], 1)
         pos = torch.stack([a.state.pos for a in self._agents], 1)
         vel = torch.stack([a.state.vel for a in self._agents], 1)
         return Observation(obs=obs, state=torch.cat(flat, -1), local_state=torch.cat([pos, vel], -1),
-                           avail_actions=self._avail())
+                           avail_actions=self._avail(), env_state=self._builtin_env_state())
+
+    def _builtin_env_state(self) -> Tensor | None:
+        """S^E of a VMAS built-in: every landmark's (position, velocity), [E, 4L]; None without landmarks."""
+        lms = self.scenario.world.landmarks
+        if not lms:
+            return None
+        return torch.cat([torch.cat([lm.state.pos, lm.state.vel], -1) for lm in lms], -1)
 
     def _avail(self) -> Tensor | None:
         if self.continuous or len(set(self._nact)) == 1:

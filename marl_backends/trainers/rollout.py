@@ -40,6 +40,8 @@ class Rollout:
     next_state: Tensor
     next_local_state: Tensor
     alive: Tensor | None = None  # [T, E, N] bool, envs that report it (SMAX)
+    env_state: Tensor | None = None  # [T, E, De] env part S^E, envs that expose it (Observation.env_state)
+    next_env_state: Tensor | None = None
     episode_returns: list[float] = field(default_factory=list)
     episode_lengths: list[int] = field(default_factory=list)
     episode_wins: list[float] = field(default_factory=list)  # envs reporting info["won"] (SMAX, SMACv2)
@@ -62,6 +64,8 @@ class Rollout:
             obs=flat(self.obs), action=act, reward=flat(self.reward), next_local_state=flat(self.next_local_state),
             next_obs=flat(self.next_obs), valid=flat(self.alive) if self.alive is not None else None,
             episode=torch.arange(e, device=self.obs.device).repeat(t),  # env stream of each row
+            env_state=None if self.env_state is None else flat(self.env_state),
+            next_env_state=None if self.next_env_state is None else flat(self.next_env_state),
         )
 
 
@@ -75,7 +79,7 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
     dev = o.obs.device
     buf: dict[str, list[Tensor]] = {k: [] for k in (
         "obs", "state", "local_state", "avail", "action", "logp", "dparams", "value", "reward", "terminated",
-        "truncated", "next_obs", "next_state", "next_local_state", "alive")}
+        "truncated", "next_obs", "next_state", "next_local_state", "alive", "env_state", "next_env_state")}
     trunc_value = []  # (t, mask, value) for truncated envs
     ep_ret = torch.zeros(e, device=dev)
     ep_len = torch.zeros(e, dtype=torch.long, device=dev)
@@ -92,7 +96,8 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
         for k, x in (("obs", o.obs), ("state", o.state), ("local_state", o.local_state), ("avail", o.avail_actions),
                      ("action", act), ("logp", logp), ("dparams", dp), ("value", v), ("reward", res.reward),
                      ("terminated", res.terminated), ("truncated", res.truncated), ("next_obs", res.next.obs),
-                     ("next_state", res.next.state), ("next_local_state", res.next.local_state), ("alive", o.alive)):
+                     ("next_state", res.next.state), ("next_local_state", res.next.local_state), ("alive", o.alive),
+                     ("env_state", o.env_state), ("next_env_state", res.next.env_state)):
             buf[k].append(x)
         ep_ret += res.reward.mean(-1)
         ep_len += 1

@@ -53,3 +53,24 @@ def test_random_is_not_goal_directed():
     lms = pool.state[:, 60:].view(pool.rows, -1, 2)[:, env.scenario.types.target]
     dist = (pool.local_state[..., :2] - lms).norm(dim=-1).view(50, -1).mean(1)
     assert dist[-1] > 0.7 * dist[0]
+
+
+def test_pool_carries_the_env_part_and_model_free_x_matches_the_model_layout(pools):
+    """PMS pools hold S^E (the landmarks); a model-free condition x of agent i at row t is the
+    model's ego-centric x with i in the ego slot (marl_backends/envs/model.py), for every kind."""
+    from hetero.kinds import model_free_xy
+
+    env, pool = pools("pms_15a_3c")
+    n = env.spec.n_agents
+    assert torch.equal(pool.env_state, pool.state[:, 4 * n:]) and torch.equal(pool.next_env_state, pool.next_state[:, 4 * n:])
+    rows, ego = torch.arange(0, pool.rows, 7), torch.arange(0, pool.rows, 7) % n
+    for kind in ("obs", "response", "effect", "objective"):
+        x_model, _ = env.model.evaluate(kind, pool, rows, ego)
+        assert torch.equal(model_free_xy(kind, pool)[0][rows, ego], x_model), kind
+
+
+def test_builtin_vmas_pool_carries_landmarks():
+    env = make_env("vmas_navigation", num_envs=2)
+    pool = collect_pool(env, 3, seed=0, progress=False).validate()
+    lms = env.scenario.world.landmarks
+    assert pool.env_state.shape == (6, 4 * len(lms)) and pool.next_env_state.shape == (6, 4 * len(lms))

@@ -28,6 +28,8 @@ def test_protocol_shapes_auto_reset_and_truncation():
     assert s.obs_dims == (9, 9, 8, 9, 9, 8) and bool(s.obs_mask[2, 8]) is False
     obs = env.reset(seed=0)
     assert obs.obs.shape == (2, 6, 9) and obs.state.shape == (2, 17) and obs.local_state.shape == (2, 6, 2)
+    # S^E = the torso: root z, root angle (state[:2]) and the 3 root velocities (state[8:11])
+    assert torch.equal(obs.env_state, torch.cat([obs.state[:, :2], obs.state[:, 8:11]], -1))
     g = torch.Generator().manual_seed(0)
     for t in range(5):
         res = env.step(env.heuristic_actions(obs, 1.0, g))

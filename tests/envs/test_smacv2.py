@@ -148,6 +148,21 @@ def test_spec_and_observation_assembly():
     assert all(w.closed for w in env._envs)
 
 
+def test_env_state_is_the_enemy_part_of_the_state():
+    """S^E = the ``enemy_*`` entries of get_state() where the wrapper names its state features."""
+
+    class Named(FakeWrapper):
+        def get_state_feature_names(self):
+            n = self.n_agents
+            return ["episode", "step"] + [f"ally_{i}" for i in range(2 * n)] + [f"enemy_{i}" for i in range(2 * n)]
+
+    task = "smacv2_protoss_5v5"
+    env = Smacv2Env(task, num_envs=2, wrapper_factory=lambda s: Named(task, s))
+    obs = env.reset()
+    torch.testing.assert_close(obs.env_state, obs.state[:, 12:])
+    assert make(num_envs=1).reset().env_state is None  # no feature names: no S^E
+
+
 def test_auto_reset_next_is_final_obs_is_reset():
     env = make(num_envs=4, end_prob=0.3)
     obs, g, seen = env.reset(), torch.Generator().manual_seed(0), 0

@@ -31,6 +31,8 @@ def test_spec_and_shapes(env):
     o = env.reset(seed=3)
     assert o.obs.shape == (E, 5, s.obs_dim) and o.state.shape == (E, s.state_dim)
     assert o.local_state.shape == (E, 5, 4) and o.avail_actions.dtype == torch.bool
+    enemies = o.env_state.view(E, 5, 10)  # S^E: the 5 enemies' health, x, y, cooldown, type bits
+    assert torch.equal(enemies, o.state[:, 50:100].view(E, 5, 10)) and (enemies[..., 0] > 0).all()
     assert o.alive.all() and o.avail_actions[..., STOP].all()
     assert torch.equal(o.obs, env.reset(seed=3).obs) and not torch.equal(o.obs, env.reset(seed=4).obs)
 

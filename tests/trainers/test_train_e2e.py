@@ -75,6 +75,7 @@ def test_real_envs_tiny(tmp_path, algo, sharing, env):
     tr = load_trainer(run)
     pool = tr.sample_pool().validate()
     assert pool.n_agents == tr.spec.n_agents
+    assert torch.equal(pool.env_state, pool.state[:, 4 * pool.n_agents:])  # S^E (landmarks) for ego-centric kinds
     assert tr.policy_distributions(pool.obs[:5]).shape == (5, tr.spec.n_agents, tr.spec.action_dim)
 
 
