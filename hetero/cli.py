@@ -301,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         t = sub.add_parser("train", help="train MARL agents with a parameter-sharing layout")
         add_train_arguments(t)
         t.set_defaults(func=lambda a: (run_train(a), 0)[1])
+    from marl_backends.sweep.cli import add_parser as add_sweep_parser  # `hetero sweep run|status|report`
+    add_sweep_parser(sub)
     return p
 
 
