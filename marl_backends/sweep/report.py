@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from marl_backends.sweep.spec import RunSpec, SweepSpec
+from marl_backends.sweep.spec import BARE, RunSpec, SweepSpec
 from marl_backends.sweep.status import frame_rate
 from marl_backends.trainers.run_io import atomic_write_text, read_metrics
 
@@ -71,7 +71,7 @@ def _groups(spec: SweepSpec) -> dict[tuple, list[RunSpec]]:
 
 
 def _label(group: tuple, skip: tuple[str, ...] = ()) -> str:
-    return " ".join(str(v) if k in ("env", "method") else f"{k}={v}" for k, v in group if k not in skip) or "all"
+    return " ".join(str(v) if k in BARE else f"{k}={v}" for k, v in group if k not in skip) or "all"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

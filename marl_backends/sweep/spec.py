@@ -31,8 +31,8 @@ A sweep file has these tables (every key below ``[options]``, ``[grid]``, ``[met
     threshold = -60.0                # frames until the eval return first reaches it
     smooth = 3
 
-A run is named from its grid point: the values of the grid axes in grid order, ``env`` and
-``method`` bare, ``seed`` as ``s0``, any other axis as ``KEYvalue`` (``hetdps_interval20``), joined
+A run is named from its grid point: the values of the grid axes in grid order, ``env``,
+``method`` and ``algo`` bare, ``seed`` as ``s0``, any other axis as ``KEYvalue`` (``hetdps_interval20``), joined
 by ``_``: ``pms_15a_3c_hetdps_s0``. Its folder is ``OUT/runs/NAME``, an ordinary run folder.
 """
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any
 
 COMMANDS = ("train", "quantify")
 TABLES = ("sweep", "options", "grid", "methods", "override", "report")
+BARE = ("env", "method", "algo")  # grid axes named by their value alone in run names
 RESERVED = {"train": ("out_dir", "run_name", "resume"), "quantify": ("out",)}
 
 
@@ -96,8 +97,8 @@ def _slug(value: Any) -> str:
 
 
 def run_name(point: dict[str, Any]) -> str:
-    """``env`` and ``method`` bare, ``seed`` as ``sK`` (last), other axes as ``KEYvalue``."""
-    parts = [_slug(v) if k in ("env", "method") else f"{k}{_slug(v)}" for k, v in point.items() if k != "seed"]
+    """``env``, ``method`` and ``algo`` bare, ``seed`` as ``sK`` (last), other axes as ``KEYvalue``."""
+    parts = [_slug(v) if k in BARE else f"{k}{_slug(v)}" for k, v in point.items() if k != "seed"]
     if "seed" in point:
         parts.append(f"s{point['seed']}")
     return "_".join(parts) or "run"

@@ -197,3 +197,20 @@ def test_two_node_ray_cluster_runs_one_sweep(tmp_path):
         cluster.shutdown()
     assert outcome == {r.name: "done" for r in spec.runs}
     assert len(nodes) == 2, nodes  # one CPU per node, one CPU per run: both nodes took a run
+
+
+def test_gpu_runs_get_cuda_and_a_resumed_run_moves_device(tmp_path):
+    """--gpus-per-run > 0 puts every run on cuda (Ray sets CUDA_VISIBLE_DEVICES per task); a run
+    checkpointed on one device resumes on another with only --device changed (no GPU needed)."""
+    from marl_backends.sweep.engines import tasks_of
+    from marl_backends.sweep.execute import child_argv
+
+    spec = load_spec(write_spec(tmp_path, "gpu", methods=("fps",), seeds=(0,)), out=tmp_path / "s")
+    task = tasks_of(spec, device="cuda")[0]
+    argv = child_argv(task)
+    assert argv[argv.index("--device") + 1] == "cuda" and "--resume" not in argv
+    task.run_dir.mkdir(parents=True)
+    (task.run_dir / "checkpoint.pt").write_bytes(b"")
+    (task.run_dir / "config.json").write_text(json.dumps({"frames": 32, "device": "cpu"}))
+    assert child_argv(task) == ["train", "--resume", str(task.run_dir), "--device", "cuda"]
+    assert child_argv(tasks_of(spec)[0]) == ["train", "--resume", str(task.run_dir)]
