@@ -214,3 +214,25 @@ def test_gpu_runs_get_cuda_and_a_resumed_run_moves_device(tmp_path):
     (task.run_dir / "config.json").write_text(json.dumps({"frames": 32, "device": "cpu"}))
     assert child_argv(task) == ["train", "--resume", str(task.run_dir), "--device", "cuda"]
     assert child_argv(tasks_of(spec)[0]) == ["train", "--resume", str(task.run_dir)]
+
+
+def test_report_tables_thresholds_and_timelines(tmp_path):
+    """Report arithmetic on hand-written run folders: mean +/- sd over seeds, best, frames to the
+    threshold (a seed that never reaches it is counted, not averaged), HetDPS timelines."""
+    p = write_spec(tmp_path, "rep", methods=("groups",), seeds=(0, 1))
+    p.write_text(p.read_text().replace("threshold = -1000.0", "threshold = -55.0"))
+    spec = load_spec(p, out=tmp_path / "s")
+    evals = {0: [-90.0, -60.0, -70.0], 1: [-95.0, -80.0, -50.0]}
+    for r, seed in zip(spec.runs, (0, 1)):
+        d = spec.runs_dir / r.name
+        d.mkdir(parents=True)
+        lines = ["iteration,frames,train_return,eval_return,wall_s,layout"]
+        lines += [f"{i + 1},{16 * (i + 1)},{v},{v},{i + 1.0},0-0-1" for i, v in enumerate(evals[seed])]
+        (d / "metrics.csv").write_text("\n".join(lines) + "\n")
+        (d / "hetdps_rounds.jsonl").write_text(json.dumps({"update": 2, "labels": [0, 0, 1]}) + "\n")
+    hetero_main(["sweep", "report", spec.source, "--out", str(spec.out)])
+    row = next(csv.DictReader(open(spec.out / "report" / "summary.csv")))
+    assert row["final"] == "-60.0 ± 14.1" and row["best"] == "-55.0 ± 7.1"
+    assert row["frames_to_threshold"] == "48 (1/2 reached)"
+    assert (spec.out / "report" / "rewards.png").exists()
+    assert all((spec.out / "report" / "timelines" / f"{r.name}.png").exists() for r in spec.runs)
