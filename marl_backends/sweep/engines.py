@@ -100,7 +100,8 @@ def run_ray(tasks: list[RunTask], cfg: EngineConfig, retries: int, report: Repor
     runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}}
     started = False
     if not ray.is_initialized():
-        ray.init(address=cfg.address or None, runtime_env=runtime_env, log_to_driver=False,
+        # no --address: a fresh local instance ("local"), never a cluster that happens to run here
+        ray.init(address=cfg.address or "local", runtime_env=runtime_env, log_to_driver=False,
                  include_dashboard=False if not cfg.address else None)
         started = True
     remote = ray.remote(_ray_execute).options(

@@ -170,7 +170,7 @@ needs_ray = pytest.mark.skipif(ray is None, reason="the optional extra `ray` is 
 @needs_ray
 def test_ray_sweep_equals_local_sweep(local_sweep):
     spec, tmp = local_sweep
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         outcome = run_sweep(load_spec(spec.source, out=tmp / "ray"), EngineConfig(engine="ray"))
     finally:
