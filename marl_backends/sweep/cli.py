@@ -56,9 +56,8 @@ def _spec(args):  # noqa: ANN001, ANN202
 
 
 def cmd_run(args) -> int:  # noqa: ANN001
-    from marl_backends.sweep.engines import EngineConfig, run_sweep
+    from marl_backends.sweep.engines import EngineConfig, run_sweep, tasks_of
     from marl_backends.sweep.execute import child_argv
-    from marl_backends.sweep.engines import tasks_of
 
     spec = _spec(args)
     if args.dry_run:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from marl_backends.sweep.execute import RunDied, RunFailed, RunTask, execute_run, is_done
+from marl_backends.sweep.execute import RunDied, RunFailed, RunTask, execute_run, is_done, write_state
 from marl_backends.sweep.spec import SweepSpec
 from marl_backends.trainers.run_io import write_json
 
@@ -45,7 +45,8 @@ def package_root() -> str:
 
 def tasks_of(spec: SweepSpec, device: str = "") -> list[RunTask]:
     root = package_root()
-    return [RunTask(r.name, spec.command, r.options, str(spec.out), root, device) for r in spec.runs]
+    out = str(spec.out.resolve())  # workers on other nodes (other working directories) see the same path
+    return [RunTask(r.name, spec.command, r.options, out, root, device) for r in spec.runs]
 
 
 def _with_retries(task: RunTask, retries: int) -> dict:
@@ -76,8 +77,6 @@ def _settle(task: RunTask, exc: BaseException | None, report: Report) -> str:
         return "done"
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if not isinstance(exc, (RunDied, RunFailed)):  # the engine itself failed (e.g. Ray lost the task)
-        from marl_backends.sweep.execute import write_state
-
         write_state(task.out, task.name, status="failed", error=f"{type(exc).__name__}: {exc}")
     report(task.name, "failed", msg)
     return "failed"
