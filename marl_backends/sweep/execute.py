@@ -9,12 +9,11 @@ Resume: a train run whose folder holds ``checkpoint.pt`` continues with ``hetero
 keeping and starts afresh. A quantify run has no checkpoints and restarts. A child killed by a
 signal (SIGKILL, OOM killer, node loss) raises :class:`RunDied`, which the engines retry; a child
 that exits with an error raises :class:`RunFailed`, which they record and do not retry (the same
-flags would fail the same way). The child gets SIGKILL when its worker dies, so a retried run
-never has two writers.
+flags would fail the same way). The child gets SIGKILL when its worker dies
+(:mod:`marl_backends.sweep.child`), so a retried run never has two writers.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -27,11 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marl_backends.sweep.child import PARENT_ENV
 from marl_backends.sweep.spec import command_argv
 from marl_backends.trainers.run_io import write_json
-
-PR_SET_PDEATHSIG = 1
-
 
 class RunDied(RuntimeError):
     """The run's process was killed (a worker death): retry, resuming from the checkpoint."""
@@ -100,13 +97,6 @@ def child_argv(task: RunTask) -> list[str]:
     return [task.command, *command_argv("train", opts), "--out-dir", str(run.parent), "--run-name", run.name]
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def _tail(path: Path, n: int = 15) -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
@@ -127,13 +117,14 @@ def execute_run(task: RunTask, node: str = "") -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = child_argv(task)
     attempt = read_state(task.out, task.name).get("attempts", 0) + 1
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (task.pythonpath, os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (task.pythonpath, os.environ.get("PYTHONPATH")) if p),
+           PARENT_ENV: str(os.getpid())}
     t0 = time.time()
     with open(log, "a") as f:
         f.write(f"\n=== attempt {attempt} on {socket.gethostname()} {node}: hetero {' '.join(argv)}\n")
         f.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "hetero.cli", *argv], stdout=f, stderr=subprocess.STDOUT,
-                                env=env, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen([sys.executable, "-m", "marl_backends.sweep.child", *argv], stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
         write_state(task.out, task.name, status="running", attempts=attempt, pid=proc.pid, host=socket.gethostname(),
                     node=node, started=t0, argv=argv, error=None)
         rc = proc.wait()
