@@ -471,6 +471,8 @@ register("train", "train MARL agents with a parameter-sharing layout (on- and of
          "marl_backends.trainers.cli:add_train_arguments", _train)
 register("plot", "figures of a training run: HetDPS matrices, group timeline, reward curves", add_plot_arguments, cmd_plot)
 register("envs", "list the available environments and which optional extras are installed", lambda p: None, cmd_envs)
+register("sweep", "run, follow and report grids of runs declared in a sweep file (local processes or Ray)",
+         "marl_backends.sweep.cli:add_arguments", "marl_backends.sweep.cli:run")
 
 
 def build_parser() -> argparse.ArgumentParser:
