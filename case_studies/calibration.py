@@ -111,7 +111,21 @@ def rate(runs: list[dict], key: str, cond) -> float:
     return float(np.mean([cond(r[key]) for r in runs])) if runs else float("nan")
 
 
-def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True) -> dict:
+def _save(path: Path | None, key: str, value: dict) -> None:
+    """Add one finished case to the part's JSON (cases finish one by one; a crash keeps them)."""
+    if path is None:
+        return
+    done = json.loads(path.read_text()) if path.exists() else {}
+    done[key] = value
+    path.write_text(json.dumps(done, indent=1))
+
+
+def _wanted(name: str, only: str | None) -> bool:
+    return only is None or any(part in name for part in only.split(","))
+
+
+def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True, path: Path | None = None,
+            only: str | None = None) -> dict:
     cases = {"planted N=2, effect 0": lambda: planted_runs((0, 1), 0.0, seeds, cfg),
              "planted N=6, effect 0": lambda: planted_runs((0,) * 6, 0.0, seeds, cfg)}
     if envs:
@@ -120,15 +134,21 @@ def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True) -> dict:
                       lambda: env_runs("vmas_balance", "meta", seeds, cfg, shuffle_slots=True)}
     out = {}
     for name, run in cases.items():
+        if not _wanted(name, only):
+            continue
         runs = run()
         out[name] = {"runs": runs, "false_positive_rate": rate(runs, "n_groups", lambda v: v > 1), "seeds": seeds}
+        _save(path, name, out[name])
         print(f"fp  {name:28s} more than one group in {out[name]['false_positive_rate']:.0%} of {seeds} seeds", flush=True)
     return out
 
 
-def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRUCTURES) -> dict:
+def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRUCTURES, path: Path | None = None,
+               only: str | None = None) -> dict:
     out = {}
     for name, types in structures.items():
+        if not _wanted(name, only):
+            continue
         out[name] = {}
         for eff in effects:
             runs = planted_runs(types, eff, seeds, cfg)
@@ -136,10 +156,11 @@ def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRU
                                    "recovered": rate(runs, "ari", lambda v: v >= 0.9)}
             print(f"pow {name:18s} effect {eff:<5} detected {out[name][str(eff)]['detected']:.0%} "
                   f"recovered {out[name][str(eff)]['recovered']:.0%}", flush=True)
+        _save(path, name, out[name])
     return out
 
 
-def part_envs(seeds: int, cfg: QuantifyConfig) -> dict:
+def part_envs(seeds: int, cfg: QuantifyConfig, path: Path | None = None, only: str | None = None) -> dict:
     cases = [("vmas_simple_tag", "meta", {}), ("vmas_simple_tag", "response", {}), ("vmas_balance", "meta", {}),
              ("mamujoco_halfcheetah_2x3_het", "response", {"num_envs": 4, "steps": 400}),
              ("mamujoco_halfcheetah_2x3", "response", {"num_envs": 4, "steps": 400}),
@@ -147,6 +168,8 @@ def part_envs(seeds: int, cfg: QuantifyConfig) -> dict:
              ("pms_30a_3c", "meta", {"steps": 50, "num_envs": 64}), ("pms_30a_5c", "meta", {"steps": 50, "num_envs": 64})]
     out = {}
     for env_name, kind, kw in cases:
+        if not _wanted(f"{env_name} {kind}", only):
+            continue
         try:
             runs = env_runs(env_name, kind, seeds, cfg, **kw)
         except ImportError as e:  # an optional extra is missing
@@ -156,6 +179,7 @@ def part_envs(seeds: int, cfg: QuantifyConfig) -> dict:
         out[key] = {"runs": runs, "groups": [r["n_groups"] for r in runs],
                     "ari": [r.get("ari") for r in runs], "p_values": [r["p_value"] for r in runs]}
         print(f"env {key:36s} groups {out[key]['groups']} ARI {out[key]['ari']}", flush=True)
+        _save(path, key, out[key])
     return out
 
 
@@ -191,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--part", default="all", choices=["all", "fp", "power", "envs"])
     ap.add_argument("--seeds", type=int, default=None, help="seeds per case (default: fp 50, power 20, envs 5)")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--only", default=None, help="comma list of substrings: run only the cases whose name has one")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = QuantifyConfig()
@@ -198,15 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.part in ("all", "fp"):
-        res = part_fp(args.seeds or 50, cfg)
-        (out / "false_positives.json").write_text(json.dumps(res, indent=1))
+        part_fp(args.seeds or 50, cfg, path=out / "false_positives.json", only=args.only)
     if args.part in ("all", "power"):
-        res = part_power(args.seeds or 20, cfg)
-        (out / "power.json").write_text(json.dumps(res, indent=1))
-        figure(res, out / "power_curve")
+        part_power(args.seeds or 20, cfg, path=out / "power.json", only=args.only)
+        figure(json.loads((out / "power.json").read_text()), out / "power_curve")
     if args.part in ("all", "envs"):
-        res = part_envs(args.seeds or 5, cfg)
-        (out / "environments.json").write_text(json.dumps(res, indent=1))
+        part_envs(args.seeds or 5, cfg, path=out / "environments.json", only=args.only)
     print(f"done in {time.perf_counter() - t0:.0f} s -> {out}")
 
 
