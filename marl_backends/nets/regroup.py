@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from hetero.plan import RegroupPlan
 from hetero.regroup import mix_rows, mixing_matrix  # noqa: F401 (re-exported)
