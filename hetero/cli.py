@@ -90,7 +90,9 @@ def cmd_quantify(args) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     run_dir = Path(args.out) if args.out else Path("runs") / "quantify" / f"{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    kinds = _kinds(args.kind, have_policy=True)
+    want_snd = "snd" in args.kind.split(",")  # SND (hetero.metrics) is computed beside the kinds
+    rest = ",".join(k for k in args.kind.split(",") if k != "snd")
+    kinds = _kinds(rest, have_policy=True) if rest else []
     trainer = None
     ckpt = args.checkpoint or (args.behaviour[len("checkpoint:"):] if args.behaviour.startswith("checkpoint:") else None)
     if ckpt:
@@ -103,14 +105,14 @@ def cmd_quantify(args) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     policy_fn = None
-    if "policy" in kinds:
+    if "policy" in kinds or want_snd:
         if trainer is not None:
             policy_fn = trainer.policy_distributions
         else:
             from marl_backends.nets import make_policy
 
             policy_fn = make_policy(env.spec, sharing="nps", seed=args.seed).distribution_params
-            print("note: --kind policy without --checkpoint measures random-init (NPS) policies.")
+            print("note: --kind policy/snd without --checkpoint measures random-init (NPS) policies.")
     behaviour = _behaviour(args.behaviour, trainer, args.seed)
     cfg = QuantifyConfig(
         mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
@@ -162,6 +164,14 @@ def cmd_quantify(args) -> int:
         if groups.note:
             print("note:", groups.note)
     bar.close()
+    if want_snd:
+        from hetero.metrics import snd
+
+        discrete = bool(getattr(trainer, "discrete", getattr(getattr(trainer, "spec", env.spec), "discrete", True)))
+        res = snd(policy_fn, pool, discrete=discrete, samples=args.eval_samples, seed=args.seed)
+        summary["snd"] = res.to_dict()
+        print(f"\nSND [{res.metric} on action distributions, {res.n_obs} observations] on {args.env}: {res.value:.4f}")
+        print(format_matrix(res.matrix, list(range(len(res.matrix)))))
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 
@@ -258,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantify", help="distance matrices for the heterogeneity kinds and the groups they imply")
     q.add_argument("--env", required=True, help="env name (see `hetero envs`), e.g. pms_15a_3c")
-    q.add_argument("--kind", default="meta", help="obs|response|effect|objective|policy|meta|all, or a comma list (default meta)")
+    q.add_argument("--kind", default="meta", help="obs|response|effect|objective|policy|meta|all, or a comma list (default meta); "
+                   "snd adds System Neural Diversity of the --checkpoint policies")
     q.add_argument("--samples", type=int, default=3200, help="transitions per agent in the sample pool (default 3200 = 64 episodes)")
     q.add_argument("--train-samples", type=int, default=QuantifyConfig.train_samples, help="conditions x to train each CVAE on")
     q.add_argument("--eval-samples", type=int, default=QuantifyConfig.eval_samples, help="Monte-Carlo conditions x per distance")
