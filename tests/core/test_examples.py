@@ -1,4 +1,4 @@
-"""case_studies/examples/custom_trainer.py: a plain PyTorch trainer under HetDPS, end to end (tiny budget)."""
+"""The examples in case_studies/examples run end to end on tiny budgets (custom trainer, own env)."""
 from __future__ import annotations
 
 import torch
@@ -19,3 +19,13 @@ def test_custom_trainer_regroups_from_fps_to_the_types():
     held = {id(p) for g in trainer.optim.param_groups for p in g["params"]}
     assert held == {id(p) for p in trainer.policies.parameters()}  # the optimiser follows the new networks
     trainer.update()  # and training goes on with them
+
+
+def test_own_env_protocol_example_quantifies_the_speed_kinds():
+    """case_studies/examples/own_env.py: a user-written VecMultiAgentEnv through collect_pool + quantify."""
+    from case_studies.examples.own_env import main as own_env
+
+    torch.set_num_threads(1)
+    res, groups, truth = own_env("meta", QuantifyConfig(train_samples=800, eval_samples=300, cvae=CVAEConfig(epochs=6)))
+    assert res.mode == "model-free" and res.matrix.shape == (4, 4)
+    assert groups.labels in ((0, 0, 1, 1), (1, 1, 0, 0)) and truth == (1, 1, 0, 0)
