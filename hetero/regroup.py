@@ -92,7 +92,7 @@ def _mix_state(states: list[dict], like: list[Tensor], plan: RegroupPlan, stacke
             vals = [torch.as_tensor(s[key]).to(t0.device) if s.get(key) is not None else torch.zeros_like(t0)
                     for s in states]
             for g, m in enumerate(_mix_list(vals, plan)):
-                out[g][key] = m if isinstance(v0, Tensor) else m.item()
+                out[g][key] = m.clone() if isinstance(v0, Tensor) else m.item()  # own storage per group
         else:  # None (an SGD momentum buffer not created yet) or anything else: the main source's value
             for g in range(plan.n_groups):
                 out[g][key] = states[_main_source(plan, g)].get(key, v0)
