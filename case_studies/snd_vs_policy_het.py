@@ -47,19 +47,20 @@ def measure(run: Path, samples: int, seed: int) -> dict:
     off = ~np.eye(len(colours), dtype=bool)
     out = {"run": run.name, "sharing": tr.cfg.sharing, "seed": tr.cfg.seed, "frames": tr.frames,
            "eval_return": ev[-1] if ev else None, "snd": sn.value, "snd_metric": sn.metric,
-           "snd_ratio": group_stats(sn.matrix, colours)["ratio"],
-           "policy_het": float(ph.matrix[off].mean()), "policy_het_ratio": group_stats(ph.matrix, colours)["ratio"],
+           "snd_colour": group_stats(sn.matrix, colours),
+           "policy_het": float(ph.matrix[off].mean()), "policy_het_colour": group_stats(ph.matrix, colours),
            "snd_matrix": sn.matrix.tolist(), "policy_het_matrix": ph.matrix.tolist()}
     return out
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| run | eval return | SND (TV) | SND between/within colour | Policy-Het (mean W2) | Policy-Het between/within |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| run | eval return | SND (TV) | SND within / between colour | Policy-Het (mean W2) | "
+             "Policy-Het within / between colour |", "|---|---|---|---|---|---|"]
     for r in results:
         ret = "n/a" if r["eval_return"] is None else f"{r['eval_return']:.1f}"
-        lines.append(f"| {r['run']} | {ret} | {r['snd']:.4f} | {r['snd_ratio']:.2f} | {r['policy_het']:.4f} | "
-                     f"{r['policy_het_ratio']:.2f} |")
+        a, b = r["snd_colour"], r["policy_het_colour"]
+        lines.append(f"| {r['run']} | {ret} | {r['snd']:.3f} | {a['within']:.3f} / {a['between']:.3f} | "
+                     f"{r['policy_het']:.3f} | {b['within']:.3f} / {b['between']:.3f} |")
     return "\n".join(lines)
 
 
