@@ -171,7 +171,7 @@ def cmd_quantify(args) -> int:
         res = snd(policy_fn, pool, discrete=discrete, samples=args.eval_samples, seed=args.seed)
         summary["snd"] = res.to_dict()
         print(f"\nSND [{res.metric} on action distributions, {res.n_obs} observations] on {args.env}: {res.value:.4f}")
-        print(format_matrix(res.matrix, list(range(len(res.matrix)))))
+        print(format_matrix(res.matrix, [0] * len(res.matrix)))
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 
