@@ -74,7 +74,10 @@ def main() -> None:
     torch.set_num_threads(1)
     results = [measure(run, a.samples, a.seed) for run in a.runs]
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "summary.json").write_text(json.dumps(results, indent=1))
+    for r in results:  # a ratio is inf when the within-colour distance is 0 (shared networks): null in JSON
+        for k in ("snd_colour", "policy_het_colour"):
+            r[k] = {s: (None if math.isinf(v) else v) for s, v in r[k].items()}
+    (a.out / "summary.json").write_text("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]\n")
     (a.out / "table.md").write_text(table(results) + "\n")
     print(table(results))
 
