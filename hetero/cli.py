@@ -145,8 +145,10 @@ def cmd_quantify(args) -> int:
     with usage_errors():  # everything the command line decides, before any work is done
         _check_quantify_args(args)
         n_envs, steps = pool_shape(args.samples)
-        kinds = _kinds(args.kind, have_policy=bool(args.checkpoint))
-        if args.checkpoint and "policy" not in kinds:
+        want_snd = "snd" in args.kind.split(",")  # SND (hetero.metrics) is computed beside the kinds
+        rest = ",".join(k for k in args.kind.split(",") if k != "snd")
+        kinds = _kinds(rest, have_policy=bool(args.checkpoint)) if rest else []
+        if args.checkpoint and "policy" not in kinds and not want_snd:
             raise UsageError(f"--checkpoint gives trained policies to --kind policy, but --kind is {args.kind}; add "
                              "policy (e.g. --kind policy,meta), or use --behaviour checkpoint:RUN_DIR to fill the "
                              "sample pool with the trained policies.")
@@ -165,14 +167,14 @@ def cmd_quantify(args) -> int:
                 raise UsageError(f"checkpoint {ckpt} was trained on {trainer.cfg.env!r}, not --env {args.env!r}.")
         env = make_env(args.env, num_envs=n_envs, device=args.device, seed=args.seed, continuous=args.continuous)
         policy_fn = None
-        if "policy" in kinds:
+        if "policy" in kinds or want_snd:
             if trainer is not None:
                 policy_fn = trainer.policy_distributions
             else:
                 from marl_backends.nets import make_policy
 
                 policy_fn = make_policy(env.spec, sharing="nps", seed=args.seed).distribution_params
-                print("note: --kind policy without --checkpoint measures random-init (NPS) policies.")
+                print("note: --kind policy/snd without --checkpoint measures random-init (NPS) policies.")
         behaviour = _behaviour(args.behaviour, trainer, args.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"command": " ".join(sys.argv), "env": args.env, "kinds": kinds, "samples": args.samples,
@@ -229,6 +231,14 @@ def cmd_quantify(args) -> int:
     bar.close()
     if args.kind == DEFAULT_KIND:
         print(f"\nnote: {DEFAULT_KIND_NOTE}")
+    if want_snd:
+        from hetero.metrics import snd
+
+        discrete = bool(getattr(trainer, "discrete", getattr(getattr(trainer, "spec", env.spec), "discrete", True)))
+        res = snd(policy_fn, pool, discrete=discrete, samples=args.eval_samples, seed=args.seed)
+        summary["snd"] = res.to_dict()
+        print(f"\nSND [{res.metric} on action distributions, {res.n_obs} observations] on {args.env}: {res.value:.4f}")
+        print(format_matrix(res.matrix, [0] * len(res.matrix)))
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 
@@ -418,7 +428,7 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--env", required=True, help="env name (see `hetero envs`), e.g. pms_15a_3c")
     q.add_argument("--kind", default=DEFAULT_KIND,
                    help="obs|response|effect|objective|policy|meta, a comma list, or all (= obs, response, effect, "
-                        "objective, meta, and policy when --checkpoint is given) (default meta)")
+                        "objective, meta, and policy when --checkpoint is given) (default meta); snd adds System Neural Diversity of the --checkpoint policies")
     q.add_argument("--samples", type=int, default=3200,
                    help=f"transitions per agent in the sample pool: at least {MIN_STREAMS} env streams of at most "
                         f"{STREAM_STEPS} steps (default 3200 = 64 streams x 50 steps)")

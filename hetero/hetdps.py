@@ -40,6 +40,7 @@ from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
 
 NO_STRUCTURE = ("merge", "keep")
+ON_ERROR = ("raise", "warn")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class HetDPSConfig:
         quantify: settings of each round's quantification (smaller than the CLI's defaults, to
             keep the online overhead low).
         seed: base seed; round k uses seed + k.
+        on_error: what a round that fails (e.g. on a malformed sample pool) does: "raise" (default,
+            so a wrong pool is found at the first round instead of freezing the layout) or "warn"
+            (warn, log the error in the round and keep the layout; our trainers' ``--sharing hetdps``
+            uses this, so one bad round cannot end a long run).
     """
 
     kind: str = "meta"
@@ -67,6 +72,7 @@ class HetDPSConfig:
     quantify: QuantifyConfig = field(default_factory=lambda: QuantifyConfig(
         train_samples=1000, eval_samples=500, cvae=CVAEConfig(epochs=10)))
     seed: int = 0
+    on_error: str = "raise"
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -77,6 +83,8 @@ class HetDPSConfig:
             raise ValueError(f"HetDPSConfig.merge={self.merge!r}; choose one of {', '.join(MERGE_MODES)}.")
         if self.no_structure not in NO_STRUCTURE:
             raise ValueError(f"HetDPSConfig.no_structure={self.no_structure!r}; choose merge or keep.")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"HetDPSConfig.on_error={self.on_error!r}; choose raise or warn.")
 
 
 @dataclass
@@ -189,12 +197,18 @@ class HetDPS:
         return self.pools[0] if len(self.pools) == 1 else SamplePool.concat(self.pools)
 
     def regroup(self, update: int) -> RegroupRound:
-        """One round (Alg. 1 lines 10-25). A failing round keeps the layout and logs why."""
+        """One round (Alg. 1 lines 10-25). A failing round raises, or with ``on_error="warn"`` keeps the
+        layout and logs why."""
         t0 = time.perf_counter()
         old = tuple(self.trainer.layout)
         try:
             labels, info = self.grouper.propose(self.heterogeneity_pool(), self.trainer, len(self.history))
-        except Exception as e:  # noqa: BLE001 - a bad round must never crash training
+        except Exception as e:  # noqa: BLE001 - on_error="warn": a bad round must never crash training
+            if self.cfg.on_error == "raise":
+                raise RuntimeError(
+                    f"HetDPS round at update {update} failed ({type(e).__name__}: {e}). Fix the trainer's "
+                    "sample_pool() (SamplePool.from_transitions builds a valid one), or pass "
+                    "HetDPSConfig(on_error='warn') to log failed rounds and keep the layout.") from e
             labels, info = None, {"error": f"{type(e).__name__}: {e}"}
             warnings.warn(f"HetDPS round at update {update} failed ({info['error']}); layout kept.", stacklevel=2)
         self.pools = []

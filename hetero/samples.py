@@ -77,6 +77,75 @@ class SamplePool:
         if self.valid is None:
             self.valid = torch.ones(self.rows, n, dtype=torch.bool, device=self.obs.device)
 
+    @classmethod
+    def from_transitions(
+        cls, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, *,
+        done: Tensor | None = None, state: Tensor | None = None, next_state: Tensor | None = None,
+        episode: Tensor | None = None, local_state: Tensor | None = None,
+        next_local_state: Tensor | None = None, valid: Tensor | None = None, n_actions: int | None = None,
+        obs_mask: Tensor | None = None, action_mask: Tensor | None = None,
+    ) -> "SamplePool":
+        """A validated pool from what any trainer stores: ``obs, action, reward, next_obs``.
+
+        Leading dims ``[*B]`` may be any batch shape (e.g. ``[T, E]``: time x parallel envs), then
+        flattened to rows; the first of them is time.
+        - obs, next_obs: [*B, N, Do]; reward: [*B, N], [*B, N, 1] (trailing 1 dropped) or [*B] (a team
+          reward, given to every agent).
+        - action: [*B, N, Da] (continuous, or already one-hot), or integer [*B, N] / [*B, N, 1] with
+          ``n_actions`` (one-hot encoded here).
+        - local_state / next_local_state (s_i, the agent's own state): default obs / next_obs.
+        - state / next_state (global s): default every agent's obs (next_obs) concatenated, [*B, N*Do].
+        - episode [*B] (which episode each row belongs to; the model-free noise floor splits by it):
+          default from ``done`` ([*B] or [*B, N]; any agent done ends the episode): rows of stream e
+          after its k-th done get their own id. Without either, episode is None and the noise floor
+          splits rows at random.
+        - valid [*B, N]: False where an agent has no sample (e.g. dead); obs_mask / action_mask [N, D]
+          for agents with unequal spaces padded to the largest.
+        """
+        if obs.dim() < 3:
+            raise ValueError(f"SamplePool.from_transitions: obs has shape {tuple(obs.shape)}, expected [*B, N, Do] "
+                             "(batch dims, agents, obs features); add a feature dim for scalar observations.")
+        batch, n = tuple(obs.shape[:-2]), obs.shape[-2]
+        flat = lambda v: v.reshape(-1, *v.shape[len(batch):])  # noqa: E731
+        if reward.shape == (*batch,):
+            reward = reward.unsqueeze(-1).expand(*batch, n)
+        elif reward.shape == (*batch, n, 1):
+            reward = reward.squeeze(-1)
+        if not action.is_floating_point():
+            if action.shape == (*batch, n, 1):
+                action = action.squeeze(-1)
+            if n_actions is None:
+                raise ValueError(f"SamplePool.from_transitions: action is integer {tuple(action.shape)}; pass "
+                                 "n_actions= to one-hot encode it (or pass float one-hot actions [*B, N, A]).")
+            action = torch.nn.functional.one_hot(action.long(), n_actions).to(obs.dtype)
+        if episode is None and done is not None:
+            d = done.bool()
+            if d.shape == (*batch, n):
+                d = d.any(-1)
+            if d.shape != batch:
+                raise ValueError(f"SamplePool.from_transitions: done has shape {tuple(done.shape)}, expected "
+                                 f"{batch} or {(*batch, n)} like obs's batch dims.")
+            ends = d.long().cumsum(0) - d.long()  # episodes finished before each row, per stream
+            stream = torch.arange(int(torch.tensor(batch[1:]).prod()) if len(batch) > 1 else 1,
+                                  device=obs.device).reshape(batch[1:])
+            episode = ends * stream.numel() + stream
+        local_state = obs if local_state is None else local_state
+        next_local_state = next_obs if next_local_state is None else next_local_state
+        state = obs.flatten(-2) if state is None else state
+        next_state = next_obs.flatten(-2) if next_state is None else next_state
+        for name, v in (("action", action), ("reward", reward), ("next_obs", next_obs), ("local_state", local_state),
+                        ("next_local_state", next_local_state), ("state", state), ("next_state", next_state)):
+            if tuple(v.shape[:len(batch)]) != batch:
+                raise ValueError(f"SamplePool.from_transitions: {name} has shape {tuple(v.shape)}, expected "
+                                 f"leading dims {batch} like obs {tuple(obs.shape)}.")
+        pool = cls(state=flat(state), next_state=flat(next_state), local_state=flat(local_state), obs=flat(obs),
+                   action=flat(action), reward=flat(reward), next_local_state=flat(next_local_state),
+                   next_obs=flat(next_obs), obs_mask=obs_mask, action_mask=action_mask,
+                   local_state_mask=obs_mask if local_state is obs else None,
+                   valid=None if valid is None else flat(valid).bool(),
+                   episode=None if episode is None else episode.reshape(-1).long())
+        return pool.validate()
+
     @property
     def rows(self) -> int:
         return self.obs.shape[0]
@@ -99,6 +168,13 @@ class SamplePool:
             )
         for name in PER_AGENT_FIELDS:
             v = getattr(self, name)
+            want_dim = 2 if name == "reward" else 3
+            if v.dim() != want_dim and v.shape[:2] == (t, n):
+                want = f"({t}, {n})" if name == "reward" else f"({t}, {n}, D)"
+                fix = ("squeeze the trailing dim (reward[..., 0])" if name == "reward" and v.dim() == 3 and v.shape[-1] == 1
+                       else "one row per (step, agent)" if name == "reward" else "add a feature dim")
+                raise ValueError(f"SamplePool.{name} has shape {tuple(v.shape)}, expected {want} = (rows, agents"
+                                 f"{'' if name == 'reward' else ', features'}); {fix}.")
             if v.shape[:2] != (t, n):
                 raise ValueError(
                     f"SamplePool.{name} has shape {tuple(v.shape)}, expected leading dims ({t}, {n}) "

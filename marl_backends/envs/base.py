@@ -102,6 +102,22 @@ class StepResult:
 
 @runtime_checkable
 class VecMultiAgentEnv(Protocol):
+    """What a user implements to bring their own vectorised env to ``quantify`` / ``collect_pool``
+    (a complete example: ``case_studies/examples/own_env.py``; PettingZoo envs: ``envs/pettingzoo.py``).
+
+    - ``spec``: an :class:`EnvSpec` (sizes, discrete or not, episode length, optional true groups).
+    - ``num_envs``, ``device``: E and where the tensors live.
+    - ``reset(seed) -> Observation``: obs [E, N, Do], state [E, Ds], local_state [E, N, Dl]
+      (the agent's own state s_i; the obs itself if there is nothing finer).
+    - ``step(actions) -> StepResult``: actions [E, N] long (discrete) or [E, N, Da]; rewards [E, N];
+      ``next`` is the true next observation, ``obs`` the one to act on (auto-reset where done).
+    - ``model``: a :class:`hetero.ModelAccess` for model-based kinds, or None (model-free).
+    - ``heuristic_actions(obs, noise, generator)``: a goal-directed behaviour policy (random
+      actions if there is none: under random behaviour model-free kinds may miss objective
+      differences, and the noise floor will say so).
+    Then ``pool = collect_pool(env, steps)`` and ``hetero.quantify.quantify(pool, "meta")``.
+    """
+
     spec: EnvSpec
     num_envs: int
     device: torch.device

@@ -40,11 +40,17 @@ def list_envs() -> dict[str, str]:
 
 def make_env(name: str, num_envs: int = 32, device: str | torch.device = "cpu", seed: int = 0,
              continuous: bool = False, **kw):
-    """Build a registered env; unknown names raise ValueError listing valid ones."""
+    """Build a registered env, or ``pettingzoo:<module>:<env_fn>`` (any PettingZoo ParallelEnv);
+    unknown names raise ValueError listing valid ones."""
+    if name.startswith("pettingzoo:"):
+        from marl_backends.envs.pettingzoo import make_pettingzoo_env
+
+        return make_pettingzoo_env(name, num_envs=num_envs, device=device, seed=seed, continuous=continuous, **kw)
     if name not in REGISTRY:
         close = difflib.get_close_matches(name, list(REGISTRY), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(REGISTRY))}.")
+        raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(REGISTRY))}, or "
+                         "pettingzoo:<module>:<env_fn> for a PettingZoo ParallelEnv.")
     return REGISTRY[name][0](num_envs=num_envs, device=device, seed=seed, continuous=continuous, **kw)
 
 

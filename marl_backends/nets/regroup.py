@@ -11,30 +11,12 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from hetero.plan import RegroupPlan
+from hetero.regroup import mix_rows, mixing_matrix  # noqa: F401 (re-exported)
 from marl_backends.nets.grouped import GroupedLeaf, LayoutModule
 from marl_backends.nets.optim import GroupedAdam
-
-
-def mixing_matrix(plan: RegroupPlan, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-    """[G_new, G_old] matrix W with W[g, s] = weight of old group s in new group g."""
-    g_old = max(plan.old_layout) + 1
-    w = torch.zeros(plan.n_groups, g_old, dtype=dtype, device=device)
-    for g, (src, wt) in enumerate(zip(plan.sources, plan.weights)):
-        for s, x in zip(src, wt):
-            w[g, s] += float(x)
-    return w
-
-
-def mix_rows(t: Tensor, plan: RegroupPlan) -> Tensor:
-    """Remap the leading (group) dim of ``t`` by the plan; one-hot sources are exact copies."""
-    if all(len(s) == 1 for s in plan.sources):
-        idx = torch.tensor([s[0] for s in plan.sources], dtype=torch.long, device=t.device)
-        return t.index_select(0, idx).clone()
-    w = mixing_matrix(plan, t.device, t.dtype if t.is_floating_point() else torch.float32)
-    return torch.tensordot(w, t.to(w.dtype), dims=([1], [0])).to(t.dtype)
 
 
 def apply_plan(module: nn.Module, plan: RegroupPlan, optimizers: Iterable[GroupedAdam] = ()) -> None:

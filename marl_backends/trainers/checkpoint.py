@@ -47,7 +47,7 @@ def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
                           device=cfg.device, cvae=CVAEConfig(epochs=10))
     hcfg = HetDPSConfig(kind=cfg.hetdps_kind, interval=cfg.hetdps_interval, merge=cfg.merge,
                         pool_rollouts=cfg.hetdps_rollouts, no_structure=cfg.hetdps_no_structure, quantify=qcfg,
-                        seed=cfg.seed)
+                        seed=cfg.seed, on_error="warn")  # a long run outlives one failed round (logged)
     grouper = None
     if cfg.grouper == "seps":
         grouper = SePSGrouper(cfg.seps_k, samples=cfg.seps_samples, seed=cfg.seed)

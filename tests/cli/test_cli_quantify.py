@@ -66,12 +66,17 @@ def test_policy_het_from_a_trained_checkpoint(tmp_path, algo):
     assert main(train) == 0
     run = tmp_path / algo
     out = tmp_path / "q"
-    assert main(["quantify", "--env", "spread_v4", "--kind", "policy", "--checkpoint", str(run),
-                 "--behaviour", f"checkpoint:{run}", "--out", str(out), "--no-plots", *TINY]) == 0
+    assert main(["quantify", "--env", "spread_v4", "--kind", "policy,snd", "--checkpoint", str(run),
+                 "--behaviour", f"checkpoint:{run}", "--out", str(out), "--no-plots", *TINY,
+                 *([] if algo == "mappo" else ["--continuous"])]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kinds"]["policy"]["mode"] == "model-based"
     m = np.load(out / "matrices" / "policy.npz")["matrix"]
     assert m.shape == (4, 4) and (m[~np.eye(4, dtype=bool)] > 0).all()  # NPS / per-agent actors differ
+    snd = summary["snd"]  # SND on the same checkpoint: TV for discrete MAPPO, W2 for continuous MATD3
+    d = np.asarray(snd["matrix"])
+    assert snd["metric"] == ("tv" if algo == "mappo" else "w2") and d.shape == (4, 4) and (np.diag(d) == 0).all()
+    assert snd["snd"] > 0 and snd["snd"] == pytest.approx(d.sum() / 12, rel=1e-5)
 
 
 def test_checkpoint_of_another_env_is_refused(tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_every_merge_mode_reaches_the_trainer(merge):
 def test_failed_round_keeps_layout_and_logs_why(tmp_path):
     tr = StubTrainer(COLOURS)
     bad = ValueError("distance matrix contains NaN/inf; re-run quantify on a clean sample pool.")
-    h = HetDPS(tr, HetDPSConfig(interval=1), grouper=ScriptedGrouper([bad, RuntimeError("boom"), (0,) * 6]),
+    h = HetDPS(tr, HetDPSConfig(interval=1, on_error="warn"), grouper=ScriptedGrouper([bad, RuntimeError("boom"), (0,) * 6]),
                log_dir=tmp_path)
     with pytest.warns(UserWarning, match="layout kept"):
         r1 = h.after_update(1)
@@ -107,11 +107,23 @@ def test_real_grouper_on_degenerate_pool_does_not_crash():
     pool = synthetic_pool(groups=(0, 0, 1, 1, 2, 2), rows=64)
     pool.reward[0, 0] = float("nan")
     tr.sample_pool = lambda: pool
-    h = HetDPS(tr, HetDPSConfig(interval=1, pool_rollouts=1))
+    h = HetDPS(tr, HetDPSConfig(interval=1, pool_rollouts=1, on_error="warn"))
     with pytest.warns(UserWarning):
         r = h.after_update(1)
     assert "NaN" in r.info["error"] or "nan" in r.info["error"].lower()
     assert tr.layout == COLOURS
+
+
+def test_failed_round_raises_by_default_naming_the_bad_tensor():
+    """reward [T, N, 1] (a common trainer layout) used to cost a silent round; now the first round says so."""
+    tr = StubTrainer(COLOURS)
+    pool = synthetic_pool(groups=(0, 0, 1, 1, 2, 2), rows=64)
+    pool.reward = pool.reward.unsqueeze(-1)
+    tr.sample_pool = lambda: pool
+    h = HetDPS(tr, HetDPSConfig(interval=1, pool_rollouts=1))
+    with pytest.raises(RuntimeError, match=r"SamplePool.reward has shape \(64, 6, 1\), expected \(64, 6\)"):
+        h.after_update(1)
+    assert tr.layout == COLOURS and h.history == []
 
 
 def test_state_dict_roundtrip():
@@ -129,7 +141,8 @@ def test_state_dict_roundtrip():
 
 
 @pytest.mark.parametrize("kw, field", [({"interval": 0}, "interval"), ({"merge": "mean"}, "merge"),
-                                       ({"pool_rollouts": 0}, "pool_rollouts"), ({"no_structure": "x"}, "no_structure")])
+                                       ({"pool_rollouts": 0}, "pool_rollouts"), ({"no_structure": "x"}, "no_structure"),
+                                       ({"on_error": "ignore"}, "on_error")])
 def test_config_errors_name_the_field(kw, field):
     with pytest.raises(ValueError, match=field):
         HetDPSConfig(**kw)
