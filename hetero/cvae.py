@@ -36,7 +36,8 @@ class CVAEConfig:
     0.2.0 changed (lr, batch_size, epochs) from (2e-3, 256, 10) to (4e-3, 1024, 5): a fifth of
     the per-sample work (the fit is compute-bound), and on Meta-Het of pms_15a_3c,
     pms_15a_5c_shuffle and pms_30a_5c (3 seeds each) the colours are still found (ARI 1.0, 9/9)
-    with a higher between/within ratio, and random behaviour still gives one group (bench/README.md).
+    with a higher between/within ratio, and random behaviour still gives one group
+    (bench/results_cvae_settings.json, CHANGELOG 0.2.0).
     HetDPS and SePS keep the old values explicitly (measured with them, on smaller pools).
     """
 
