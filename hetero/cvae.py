@@ -246,6 +246,8 @@ def fit_cvaes(
 
     Returns the K members as ordinary :class:`CVAE` modules (eval mode) and each one's mean loss
     per epoch. ``progress`` (callable(epoch, loss)) is called once per member and epoch.
+    ``generator`` is a CPU ``torch.Generator``: minibatches and reparameterisation noise are
+    drawn on the CPU and moved to x's device, so a CUDA run follows the CPU run's draws.
     """
     if not parts or any(p.numel() == 0 for p in parts):
         raise ValueError(f"fit_cvaes needs K >= 1 non-empty row sets in parts; got sizes {[p.numel() for p in parts]}.")
