@@ -5,10 +5,12 @@ Reproduce (torch CPU build; 1 torch thread, as `hetero quantify` uses by default
 
     python bench/bench_quantify.py speed --tree /tmp/base --label before  # code to compare, e.g.
     python bench/bench_quantify.py speed --label after                    # `git archive d795768`
-    python bench/bench_quantify.py scale             # quantify meta on PMS with 15, 30, 60, 120 agents
-                                                     # (3 colours of N/3, 64 episodes, default settings)
+    python bench/bench_quantify.py scale --label after  # quantify meta on PMS with 15, 30, 60, 120
+                                                     # agents (3 colours of N/3, 64 episodes, defaults)
     python bench/bench_quantify.py kernel            # all-pairs W2: cdist kernel vs [B,N,N,D] broadcast
     python bench/bench_quantify.py speed --device cuda   # same, on a GPU machine (scale too)
+    python bench/bench_quantify.py settings --behaviours heuristic,random \
+        --cvae '{"lr": 2e-3, "batch_size": 256, "epochs": 10}' --cvae '{}'   # CVAE settings vs quality
 
 ``speed`` measures, on pms_15a_3c with heuristic behaviour and seed 0: the quantify stage
 (``quantify(pool, "meta")`` with default settings; first call in a fresh process, as the CLI
@@ -120,6 +122,40 @@ def _stage_job(tree: str, device: str, q) -> None:
     q.put(row | _quality(env, res))
 
 
+def _settings_job(tree: str, task: str, behaviour: str, seed: int, cvae: list[dict], q) -> None:
+    """Meta-Het on one pool under several CVAE settings: time, ARI vs colours, ratio, stability."""
+    sys.path.insert(0, tree)
+    from dataclasses import replace
+
+    import torch
+
+    from sklearn.metrics import adjusted_rand_score
+
+    from hetero.cvae import CVAEConfig
+    from hetero.grouping import cluster, group_stats
+    from hetero.quantify import QuantifyConfig, quantify
+    from marl_backends.envs import make_env
+    from marl_backends.envs.sampling import collect_pool
+
+    torch.set_num_threads(1)
+    env = make_env(task, num_envs=64, seed=seed)
+    pool = collect_pool(env, steps=env.spec.max_steps, behaviour=behaviour, noise=0.3, seed=seed, progress=False)
+    rows = []
+    for cv in cvae:
+        cfg = QuantifyConfig(seed=seed, cvae=replace(CVAEConfig(), **cv))
+        t0, c0 = time.perf_counter(), _cpu_s()
+        res = quantify(pool, "meta", cfg)
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+        labels = cluster(res.matrix, res.noise_floor, seed=seed).labels
+        rows.append({"task": task, "behaviour": behaviour, "seed": seed, "lr": cfg.cvae.lr,
+                     "batch_size": cfg.cvae.batch_size, "epochs": cfg.cvae.epochs,
+                     "quantify_cpu_s": cpu, "quantify_wall_s": wall, "load_1min": os.getloadavg()[0],
+                     "ari_vs_colours": adjusted_rand_score(env.spec.groups, labels), "n_groups": len(set(labels)),
+                     "between_within_ratio": group_stats(res.matrix, env.spec.groups)["ratio"],
+                     "split_half_stability": res.stability, "noise_floor": res.noise_floor})
+    q.put(rows)
+
+
 def _run(target, *args) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -161,12 +197,17 @@ def speed(tree: str, label: str, device: str, repeat: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["speed", "scale", "kernel"])
+    ap.add_argument("what", choices=["speed", "scale", "kernel", "settings"])
     ap.add_argument("--agents", default="15,30,60,120", help="scale: agent counts (3 colours of N/3)")
     ap.add_argument("--tree", default=str(HERE), help="checkout whose hetero is measured (default: this one)")
-    ap.add_argument("--label", default="after", help="speed: name of the measured code (e.g. before / after)")
+    ap.add_argument("--label", default="after", help="speed, scale: name of the measured code (before / after)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--repeat", type=int, default=3, help="speed: measurements per quantity")
+    ap.add_argument("--tasks", default="pms_15a_3c,pms_15a_5c_shuffle,pms_30a_5c", help="settings: PMS tasks")
+    ap.add_argument("--behaviours", default="heuristic", help="settings: heuristic and/or random")
+    ap.add_argument("--seeds", default="0,1,2", help="settings: seeds")
+    ap.add_argument("--cvae", action="append", default=None,
+                    help="settings: CVAEConfig overrides as JSON, repeatable (default: the defaults)")
     args = ap.parse_args()
     tree = str(Path(args.tree).resolve())
     rows = []
@@ -176,6 +217,17 @@ def main() -> None:
         old = json.loads(path.read_text()) if path.exists() else []
         keep = [r for r in old if (r["label"], r["device"]) != (args.label, args.device)]
         path.write_text(json.dumps(keep + rows, indent=1))
+        return
+    if args.what == "settings":
+        cvae = [json.loads(c) for c in args.cvae] if args.cvae else [{}]
+        for task in args.tasks.split(","):
+            for behaviour in args.behaviours.split(","):
+                for seed in (int(v) for v in args.seeds.split(",")):
+                    for r in _run(_settings_job, tree, task, behaviour, seed, cvae):
+                        rows.append(r)
+                        print(json.dumps(r), flush=True)
+        out = HERE / "bench" / f"results_cvae_settings_{args.label}.json"
+        out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
         return
     if args.what == "kernel":
         for b, n in ((10_000, 30), (2_000, 120)):
@@ -192,7 +244,7 @@ def main() -> None:
             print(f"{r['agents']:4d} agents: sampling {r['sampling_s']:.1f} s, quantify(meta) {r['quantify_s']:.1f} s "
                   f"({r['quantify_cpu_s']:.1f} s CPU), total {r['total_s']:.1f} s, peak +{r['peak_extra_mb']:.0f} MB, "
                   f"ARI {r['ari']:.2f}, between/within {r['ratio']:.1f}, load {r['load_1min']:.1f}")
-    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    suffix = ("" if args.what == "kernel" else f"_{args.label}") + ("" if args.device == "cpu" else f"_{args.device}")
     (HERE / "bench" / f"results_{args.what}{suffix}.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -29,7 +29,8 @@ class SePSGrouper:
 
     name = "seps"
 
-    def __init__(self, k: int, cvae: CVAEConfig = CVAEConfig(), samples: int = 2000, seed: int = 0) -> None:
+    def __init__(self, k: int, cvae: CVAEConfig = CVAEConfig(lr=2e-3, batch_size=256, epochs=10), samples: int = 2000,
+                 seed: int = 0) -> None:
         if k < 1:
             raise ValueError(f"SePSGrouper needs k >= 1 groups, got {k}.")
         self.k, self.cvae, self.samples, self.seed = k, cvae, samples, seed

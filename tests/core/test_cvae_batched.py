@@ -66,3 +66,21 @@ def test_fit_cvae_is_reproducible_from_the_seed_and_learns():
         runs.append(fit_cvae(x, y, mask, CVAEConfig(hidden=16, latent=4, epochs=4), generator=torch.Generator().manual_seed(3)))
     torch.testing.assert_close(_member_params(runs[0][0]), _member_params(runs[1][0]), rtol=0, atol=1e-6)
     assert runs[0][1] == runs[1][1] and runs[0][1][-1] < runs[0][1][0]
+
+
+def test_own_adam_is_torch_adam():
+    """The few-line Adam (no torch._dynamo import) takes torch.optim.Adam's steps exactly."""
+    from hetero.cvae import _Adam
+
+    g = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 4, 5, generator=g).requires_grad_(), torch.randn(3, 1, 5, generator=g).requires_grad_()]
+    ref = [p.detach().clone().requires_grad_() for p in ours]
+    opt_ours, opt_ref = _Adam(ours, lr=3e-3), torch.optim.Adam(ref, lr=3e-3)
+    for _ in range(20):
+        x = torch.randn(3, 7, 4, generator=g)
+        for params, opt in ((ours, opt_ours), (ref, opt_ref)):
+            torch.baddbmm(params[1], x, params[0]).pow(2).sum().backward()
+            opt.step()
+        opt_ref.zero_grad()
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
