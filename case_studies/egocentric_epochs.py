@@ -13,10 +13,20 @@ Which condition layout ran is read off the code (``SamplePool`` has ``env_state`
 ego-centric kinds), so the same command measures main and this branch:
 
     python -m case_studies.egocentric_epochs --seeds 0 1 2          # from the repository root
-    # ~3 min per seed on 2 shared CPU cores (150 + 40 + 6 epochs x 2 split-half CVAEs)
+    # defaults: ~10 min per seed on a quiet 2-core CPU (150 + 40 + 6 epochs x 2 split-half CVAEs),
+    # ~45 min per seed at load ~20
 
 Rows are merged into ``--out`` (default case_studies/results/egocentric_epochs.json) under the
-layout's name, so running it on main and on this branch fills one table.
+layout's name (plus any non-default setting), so running it on main and on this branch fills
+one table. The results file was made with (on main: the same commands from a checkout of main
+with this script copied in, each writing its own JSON, then ``--seeds --merge FILE...``):
+
+    python -m case_studies.egocentric_epochs --seeds 0 1 2                      # defaults (main: seed 2 to 40 epochs)
+    python -m case_studies.egocentric_epochs --seeds 0 1 2 --kl-weight 0.005 --train-samples 1000 \
+        --eval-samples 500 --no-split-half                                       # ~10 min per layout
+    python -m case_studies.egocentric_epochs --seeds 0 --epochs 6 40 --kl-weight 0.005
+    python -m case_studies.egocentric_epochs --seeds 0 --epochs 6 40 --behaviour random [--kl-weight 0.005 \
+        --train-samples 1000 --eval-samples 500 --no-split-half]
 """
 from __future__ import annotations
 
