@@ -124,13 +124,14 @@ class _BatchCallback(Callback):
         super().__init__()
         self.group_arg, self.keep, self.local_state_dims = group, keep, local_state_dims
         self._batches: list[TensorDictBase] = []
+        self.seconds = 0.0  # wall time spent inside this callback (its overhead on training)
 
     def __getstate__(self) -> dict:  # BenchMARL pickles its callbacks with the config: keep only settings
         return {"group_arg": self.group_arg, "keep": self.keep, "local_state_dims": self.local_state_dims}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.experiment, self._batches = None, []
+        self.experiment, self._batches, self.seconds = None, [], 0.0
 
     def on_setup(self) -> None:
         self.group = _resolve_group(self.experiment, self.group_arg)
@@ -222,7 +223,7 @@ class HetDPSCallback(_BatchCallback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.experiment, self._batches, self.hetdps = None, [], None
+        self.experiment, self._batches, self.hetdps, self.seconds = None, [], None, 0.0
 
     def on_setup(self) -> None:
         super().on_setup()
@@ -232,6 +233,7 @@ class HetDPSCallback(_BatchCallback):
     def on_train_end(self, training_td: TensorDictBase, group: str) -> None:
         if group != self.group:
             return
+        t0 = time.perf_counter()
         it, step = self.iteration, self.experiment.n_iters_performed
         rnd = self.hetdps.after_update(it)
         log = {"hetdps/n_groups": len(set(self.trainer.layout))}
@@ -247,6 +249,7 @@ class HetDPSCallback(_BatchCallback):
                     heatmap(rnd.matrix, rnd.labels, f"{self.cfg.kind} at iteration {it}: groups {list(rnd.labels)}",
                             self.out_dir / "hetdps" / f"hetdps_round_{it:07d}", formats=("png",))
         self.experiment.logger.log(log, step=step)
+        self.seconds += time.perf_counter() - t0
 
     def on_state_dict(self, state_dict: dict) -> None:
         state_dict["hetdps"] = self.hetdps.state_dict()
@@ -286,7 +289,7 @@ class HeterogeneityMonitor(_BatchCallback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.experiment, self._batches, self.history = None, [], []
+        self.experiment, self._batches, self.history, self.seconds = None, [], [], 0.0
 
     def on_train_end(self, training_td: TensorDictBase, group: str) -> None:
         if group != self.group:
@@ -295,6 +298,7 @@ class HeterogeneityMonitor(_BatchCallback):
         last = it == self.experiment.config.get_max_n_iters(self.experiment.on_policy)
         if it % self.interval and not last:
             return
+        t_start = time.perf_counter()
         pool = self.latest_pool(self.pool_batches)
         log: dict[str, float] = {}
         out = self.out_dir / "heterogeneity"
@@ -326,6 +330,7 @@ class HeterogeneityMonitor(_BatchCallback):
         self.experiment.logger.log(log, step=self.experiment.n_iters_performed)
         if last and self.plots:
             self._evolution(out)
+        self.seconds += time.perf_counter() - t_start
 
     def _evolution(self, out: Path) -> None:
         from hetero.plotting import evenly, matrix_panels

@@ -157,6 +157,15 @@ class GroupedMlpConfig(ModelConfig):
     def associated_class():  # noqa: ANN205
         return GroupedMlp
 
+    @classmethod
+    def from_mlp(cls, mlp, **kw) -> "GroupedMlpConfig":  # noqa: ANN001, ANN003
+        """The grouped twin of a BenchMARL ``MlpConfig`` (same cells, activation, LayerNorm);
+        ``kw`` sets the other fields, e.g. ``init_layout="nps"``."""
+        name = {"leakyrelu": "leaky_relu"}.get(mlp.activation_class.__name__.lower(), mlp.activation_class.__name__.lower())
+        norm = getattr(mlp, "norm_class", None)
+        return cls(num_cells=list(mlp.num_cells), activation=name,
+                   layer_norm=norm is not None and issubclass(norm, torch.nn.LayerNorm), **kw)
+
 
 def grouped_models(module: torch.nn.Module) -> list[GroupedMlp]:
     """Every :class:`GroupedMlp` inside ``module`` (a BenchMARL policy or critic)."""
