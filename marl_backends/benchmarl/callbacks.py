@@ -112,6 +112,10 @@ def _resolve_group(experiment, group: str | None) -> str:  # noqa: ANN001
     return group
 
 
+def _plain(v):  # noqa: ANN001, ANN202 - json fallback for numpy scalars / arrays in round records
+    return v.tolist() if hasattr(v, "tolist") else str(v)
+
+
 def _matrix_scalars(prefix: str, m: np.ndarray) -> dict[str, float]:
     n = m.shape[0]
     return {f"{prefix}/d_{i}_{j}": float(m[i, j]) for i in range(n) for j in range(i + 1, n)}
@@ -252,7 +256,11 @@ class HetDPSCallback(_BatchCallback):
         self.seconds += time.perf_counter() - t0
 
     def on_state_dict(self, state_dict: dict) -> None:
-        state_dict["hetdps"] = self.hetdps.state_dict()
+        # plain types and tensors only: BenchMARL restores with torch.load (weights_only by default)
+        state = self.hetdps.state_dict()
+        for key in ("config", "history"):
+            state[key] = json.loads(json.dumps(state[key], default=_plain))
+        state_dict["hetdps"] = state
 
     def on_load_state_dict(self, state_dict: dict) -> None:
         if "hetdps" in state_dict:

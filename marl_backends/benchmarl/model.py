@@ -144,6 +144,9 @@ class GroupedMlpConfig(ModelConfig):
         layer_norm: LayerNorm after every hidden activation.
         out_gain: orthogonal-init gain of the output layer (e.g. 0.01 for a policy).
         seed: seed of the initial weights.
+
+    BenchMARL's ``share_policy_params`` does not apply: ``init_layout`` decides who shares, and a
+    :class:`~marl_backends.benchmarl.callbacks.HetDPSCallback` changes it while training.
     """
 
     num_cells: Sequence[int] = field(default_factory=lambda: [256, 256])

@@ -107,10 +107,15 @@ def small_mlp() -> MlpConfig:
 def test_hetdps_callback_regroups_benchmarl_mappo_into_the_colours(tmp_path):
     """PMS with 2 colours x 3 agents from one shared network: the first round splits by colour, and
     the regrouped model reaches the collector's policy and the loss's functional copy alike."""
-    cb = HetDPSCallback(interval=2, pool_rollouts=2, local_state_dims=4)
-    exp = Experiment(task=pms_task((3, 3)), algorithm_config=MappoConfig.get_from_yaml(),
-                     model_config=GroupedMlpConfig(num_cells=[32, 32], init_layout="fps"), critic_model_config=small_mlp(),
-                     seed=0, config=experiment_config(tmp_path, 4000, 1000), callbacks=[cb])
+    def build(restore_file=None):  # noqa: ANN001, ANN202
+        cfg = experiment_config(tmp_path, 4000, 1000)
+        cfg.checkpoint_at_end, cfg.restore_file = True, restore_file
+        cb = HetDPSCallback(interval=2, pool_rollouts=2, local_state_dims=4)
+        return Experiment(task=pms_task((3, 3)), algorithm_config=MappoConfig.get_from_yaml(),
+                          model_config=GroupedMlpConfig(num_cells=[32, 32], init_layout="fps"),
+                          critic_model_config=small_mlp(), seed=0, config=cfg, callbacks=[cb]), cb
+
+    exp, cb = build()
     exp.run()
     rounds = cb.hetdps.history
     assert [r.update for r in rounds] == [2, 4]
@@ -130,6 +135,10 @@ def test_hetdps_callback_regroups_benchmarl_mappo_into_the_colours(tmp_path):
     assert (exp.folder_name / "hetdps" / "hetdps_round_0000002.png").exists()
     scalars = {p.stem for p in exp.folder_name.rglob("scalars/*.csv")}
     assert {"hetdps_n_groups", "hetdps_d_0_3", "hetdps_agent_5"} <= scalars
+    # a BenchMARL checkpoint carries the layout (in the loss's parameters) and the HetDPS rounds
+    restored, cb2 = build(str(next(exp.folder_name.glob("checkpoints/*.pt"))))
+    assert cb2.trainer.layout == pms_colours((3, 3)) and [r.update for r in cb2.hetdps.history] == [2, 4]
+    restored.close()
 
 
 def test_monitor_measures_meta_and_policy_het_without_changing_benchmarl(tmp_path):
