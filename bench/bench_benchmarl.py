@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,13 +58,17 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_timed(argv: list[str], threads: int) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def run_timed(argv: list[str], threads: int) -> tuple[float, float, str]:
+    """Run a child process; return its wall time, its CPU time (user + sys) and its stdout.
+
+    On a loaded machine the CPU time is the fairer number (it barely depends on how many other
+    processes share the cores); on a quiet one with 1 thread the two agree."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     p = subprocess.run(argv, cwd=ROOT, env=child_env(threads), capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:6])} ... failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
-    return wall, p.stdout
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), p.stdout
 
 
 # --- child: BenchMARL ------------------------------------------------------------------------------
@@ -78,13 +83,14 @@ class UpdateTimer(_Callback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.update_s, self._t = 0.0, 0.0
+        self.update_s, self.update_cpu_s, self._t, self._c = 0.0, 0.0, 0.0, 0.0
 
     def on_batch_collected(self, batch) -> None:  # noqa: ANN001
-        self._t = time.perf_counter()
+        self._t, self._c = time.perf_counter(), time.process_time()
 
     def on_train_end(self, training_td, group: str) -> None:  # noqa: ANN001
         self.update_s += time.perf_counter() - self._t
+        self.update_cpu_s += time.process_time() - self._c
 
 
 def child_benchmarl(frames: int, threads: int) -> None:
@@ -113,7 +119,8 @@ def child_benchmarl(frames: int, threads: int) -> None:
                          model_config=model, critic_model_config=model, seed=0, config=cfg, callbacks=[timer])
         n_agents = len(exp.group_map["agents"])
         exp.run()
-    print(json.dumps({"frames": exp.total_frames, "update_s": timer.update_s, "loop_s": exp.total_time,
+    print(json.dumps({"frames": exp.total_frames, "update_s": timer.update_s, "update_cpu_s": timer.update_cpu_s,
+                      "loop_s": exp.total_time,
                       "n_agents": n_agents, "threads": torch.get_num_threads()}))
 
 
@@ -134,18 +141,29 @@ def child_flops(threads: int) -> None:
     with FlopCounterMode(display=False) as fc:
         m = tr.iterate()  # rollout forward passes are < 1% of these FLOPs (6000 x 4 rows, forward only)
     flops = fc.get_total_flops()
+    cpu = {"s": 0.0}  # CPU time of one more batch's actor + critic update, without the counter
+    for name in ("update_actor", "update_critic"):
+        def timed(*args, _f=getattr(tr, name), **kw):  # noqa: ANN002, ANN003, ANN202
+            c0 = time.process_time()
+            out = _f(*args, **kw)
+            cpu["s"] += time.process_time() - c0
+            return out
+        setattr(tr, name, timed)
+    m2 = tr.iterate()
     shapes = [(MINIBATCH * tr.spec.n_agents, HIDDEN[0], HIDDEN[1]), (MINIBATCH, HIDDEN[0], HIDDEN[1])]
-    rates = {}
+    rates, cpu_rates = {}, {}
     for m_, k, n in shapes:
         a, b, c = torch.randn(m_, k), torch.randn(k, n), torch.randn(n)
         for _ in range(20):
             torch.addmm(c, a, b)
-        reps, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < 1.0:
+        reps, t0, c0 = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - t0 < 2.0:
             torch.addmm(c, a, b)
             reps += 1
         rates[f"{m_}x{k}x{n}"] = 2 * m_ * k * n * reps / (time.perf_counter() - t0) / 1e9
-    print(json.dumps({"update_flops_per_batch": flops, "sgemm_gflops": rates, "threads": torch.get_num_threads(),
+        cpu_rates[f"{m_}x{k}x{n}"] = 2 * m_ * k * n * reps / (time.process_time() - c0) / 1e9
+    print(json.dumps({"update_flops_per_batch": flops, "sgemm_gflops": rates, "sgemm_gflops_cpu_time": cpu_rates,
+                      "update_cpu_s": cpu["s"], "update_s": m2["update_s"], "threads": torch.get_num_threads(),
                       "iterate_update_s_under_counter": m["update_s"]}))
 
 
@@ -175,22 +193,24 @@ def main() -> None:
         runs = {}
         for side in (("benchmarl", "ours") if r % 2 == 0 else ("ours", "benchmarl")):
             if side == "benchmarl":
-                wall_b, out_b = run_timed(me + ["--child", "benchmarl", "--frames", str(a.frames),
-                                                "--threads", str(a.threads)], a.threads)
+                wall_b, cpu_b, out_b = run_timed(me + ["--child", "benchmarl", "--frames", str(a.frames),
+                                                       "--threads", str(a.threads)], a.threads)
                 runs["benchmarl"] = json.loads(out_b.strip().splitlines()[-1])
             else:
                 with tempfile.TemporaryDirectory() as d:
-                    wall_o, _ = run_timed(ours_argv(a.frames, a.threads, d), a.threads)
+                    wall_o, cpu_o, _ = run_timed(ours_argv(a.frames, a.threads, d), a.threads)
                     rows = metrics_rows(Path(d) / "ours" / "metrics.csv")
         bm = runs["benchmarl"]
         upd_o = sum(float(x["update_s"]) for x in rows)
         pair = {"repeat": r, "benchmarl_wall_s": round(wall_b, 2), "ours_wall_s": round(wall_o, 2),
                 "ratio_benchmarl_over_ours": round(wall_b / wall_o, 3),
+                "benchmarl_cpu_s": round(cpu_b, 2), "ours_cpu_s": round(cpu_o, 2), "cpu_ratio": round(cpu_b / cpu_o, 3),
                 "benchmarl_update_s": round(bm["update_s"], 2), "ours_update_s": round(upd_o, 2),
+                "benchmarl_update_cpu_s": round(bm["update_cpu_s"], 2),
                 "benchmarl_frames": bm["frames"], "ours_frames": int(rows[-1]["frames"]), "benchmarl_agents": bm["n_agents"]}
         print(json.dumps(pair), flush=True)
         pairs.append(pair)
-    _, out_f = run_timed(me + ["--child", "flops", "--threads", str(a.threads)], a.threads)
+    _, _, out_f = run_timed(me + ["--child", "flops", "--threads", str(a.threads)], a.threads)
     fl = json.loads(out_f.strip().splitlines()[-1])
     batches = a.frames // FRAMES_PER_BATCH
     best = max(fl["sgemm_gflops"].values())
@@ -202,14 +222,29 @@ def main() -> None:
             "ours_update_gflops": round(fl["update_flops_per_batch"] / ours_upd / 1e9, 1),
             "ours_fraction_of_sgemm": round(fl["update_flops_per_batch"] / ours_upd / 1e9 / best, 3),
             "benchmarl_fraction_of_sgemm (same FLOPs assumed)": round(fl["update_flops_per_batch"] / bm_upd / 1e9 / best, 3)}
+    if "update_cpu_s" in fl:  # the same on CPU time (update and sgemm both), robust to a loaded machine
+        best_cpu = max(fl["sgemm_gflops_cpu_time"].values())
+        bm_cpu = min(x["benchmarl_update_cpu_s"] for x in pairs) / batches
+        roof.update({"sgemm_gflops_cpu_time": {k: round(v, 1) for k, v in fl["sgemm_gflops_cpu_time"].items()},
+                     "ours_update_cpu_s_per_batch": round(fl["update_cpu_s"], 2),
+                     "benchmarl_update_cpu_s_per_batch": round(bm_cpu, 2),
+                     "ours_fraction_of_sgemm_cpu_time": round(fl["update_flops_per_batch"] / fl["update_cpu_s"] / 1e9 / best_cpu, 3),
+                     "benchmarl_fraction_of_sgemm_cpu_time": round(fl["update_flops_per_batch"] / bm_cpu / 1e9 / best_cpu, 3)})
     print(json.dumps(roof), flush=True)
     walls_b = [x["benchmarl_wall_s"] for x in pairs]
     walls_o = [x["ours_wall_s"] for x in pairs]
-    summary = {"ratio_min_walls": round(min(walls_b) / min(walls_o), 3)}
+    cpus_b, cpus_o = [x["benchmarl_cpu_s"] for x in pairs], [x["ours_cpu_s"] for x in pairs]
+    summary = {"ratio_min_walls": round(min(walls_b) / min(walls_o), 3),
+               "ratio_min_cpu": round(min(cpus_b) / min(cpus_o), 3)}
     print(f"BenchMARL {min(walls_b):.1f} s, hetero {min(walls_o):.1f} s (whole processes, {a.frames} frames, "
-          f"{a.threads} thread(s)): ratio {summary['ratio_min_walls']:.2f}x; our update at "
+          f"{a.threads} thread(s)): ratio {summary['ratio_min_walls']:.2f}x; CPU time {min(cpus_b):.1f} s vs "
+          f"{min(cpus_o):.1f} s: ratio {summary['ratio_min_cpu']:.2f}x; our update at "
           f"{roof['ours_update_gflops']:.0f} GFLOP/s = {roof['ours_fraction_of_sgemm']:.0%} of single-thread sgemm "
           f"({best:.0f} GFLOP/s)", flush=True)
+    if "ours_fraction_of_sgemm_cpu_time" in roof:
+        print(f"on CPU time: our update {roof['ours_fraction_of_sgemm_cpu_time']:.0%}, BenchMARL's "
+              f"{roof['benchmarl_fraction_of_sgemm_cpu_time']:.0%} of sgemm "
+              f"({max(roof['sgemm_gflops_cpu_time'].values()):.0f} GFLOP/s per CPU-second)", flush=True)
     import torch
 
     meta = {"torch": torch.__version__, "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
