@@ -156,3 +156,25 @@ def test_monitor_measures_meta_and_policy_het_without_changing_benchmarl(tmp_pat
         assert (out / name).exists(), name
     scalars = {p.stem for p in exp.folder_name.rglob("scalars/*.csv")}
     assert {"heterogeneity_policy_mean", "heterogeneity_meta_d_0_5"} <= scalars
+
+
+def test_hydra_runner_builds_benchmarl_experiment_with_hetdps(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from marl_backends.benchmarl.model import grouped_models
+    from marl_backends.benchmarl.run import experiment_from_hydra
+
+    overrides = ["algorithm=mappo", "task=vmas/balance", "+hetdps.interval=3", "+hetdps.monitor=2",
+                 "+hetdps.init=nps", f"experiment.save_folder={tmp_path}", "experiment.loggers=[]",
+                 "experiment.create_json=false", "experiment.evaluation=false", "model.num_cells=[8]"]
+    with initialize_config_module(config_module="benchmarl.conf", version_base=None):
+        cfg = compose(config_name="config", overrides=overrides)
+        exp = experiment_from_hydra(cfg, "vmas/balance")
+        (model,) = grouped_models(exp.algorithm.get_policy_for_loss("agents"))
+        assert model.layout_tuple == tuple(range(len(exp.group_map["agents"])))
+        assert [type(c).__name__ for c in exp.callbacks] == ["HetDPSCallback", "HeterogeneityMonitor"]
+        assert exp.callbacks[0].cfg.interval == 3 and exp.callbacks[1].interval == 2
+        exp.close()
+        with pytest.raises(ValueError, match="unknown hetdps keys"):
+            experiment_from_hydra(compose(config_name="config", overrides=overrides + ["+hetdps.intervall=1"]),
+                                  "vmas/balance")
