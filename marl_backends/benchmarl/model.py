@@ -63,7 +63,7 @@ class GroupedMlp(Model):
         # the row bank: N rows, row r = group r's parameters (net.layout stays the identity)
         self.net = GroupedMLP(in_dim, out_dim, tuple(num_cells), tuple(range(n)), activation,
                               layer_norm=layer_norm, out_gain=out_gain, generator=gen).to(self.device)
-        layout = parse_sharing(init_layout, n).layout if not init_layout[:1].isdigit() else _parse_list(init_layout, n)
+        layout = _initial_layout(init_layout, n)
         self.register_buffer("layout", torch.tensor(layout, dtype=torch.long, device=self.device))
 
     # --- layout -------------------------------------------------------------------------------
@@ -127,8 +127,16 @@ class GroupedMlp(Model):
         return tensordict
 
 
-def _parse_list(text: str, n: int) -> tuple[int, ...]:
-    labels = [int(t) for t in text.split(",") if t.strip()]
+def _initial_layout(text: str, n: int) -> tuple[int, ...]:
+    """fps | nps | groups:0,0,1 | 0,0,1 -> a layout of ``n`` agents."""
+    t = text.strip().lower()
+    if t in ("fps", "nps") or t.startswith("groups:"):
+        return parse_sharing(t, n).layout
+    try:
+        labels = [int(x) for x in t.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"GroupedMlpConfig.init_layout={text!r}; use fps, nps, groups:0,0,1,... or 0,0,1,... "
+                         f"(one label per agent of the BenchMARL group, {n} here).") from None
     return check_layout(canonical_layout(labels), n)
 
 
