@@ -54,6 +54,30 @@ def make_env(name: str, num_envs: int = 32, device: str | torch.device = "cpu", 
     return REGISTRY[name][0](num_envs=num_envs, device=device, seed=seed, continuous=continuous, **kw)
 
 
+def parse_env_args(text: str) -> dict[str, object]:
+    """``"n_agents=4,package_mass=5"`` -> ``{"n_agents": 4, "package_mass": 5}`` (scenario kwargs).
+
+    Values parse as int, then float, then true/false, else stay strings; empty text gives {}."""
+    out: dict[str, object] = {}
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"env argument {item!r} is not key=value; write e.g. n_agents=4,package_mass=5.")
+        value: object = raw.strip()
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        out[key.strip()] = value
+    return out
+
+
 def _pms(task: str, shuffle: bool) -> Factory:
     def factory(num_envs, device, seed, continuous, max_steps=50, **kw):
         name = f"pms_{task}" + ("_shuffle" if shuffle else "")

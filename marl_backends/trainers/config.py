@@ -22,6 +22,7 @@ class TrainConfig:
 
     Attributes:
         env: registry name of the env (`hetero envs` lists them), e.g. pms_15a_3c, spread_v0, vmas_balance.
+        env_args: extra scenario arguments for the env, comma-separated key=value (ints, floats, true/false, else strings), e.g. n_agents=4 for a VMAS built-in (VMAS's balance defaults to 3 agents; BenchMARL's balance task uses 4).
         algo: on-policy mappo | happo | hamdpo; off-policy matd3 | omdpg | matd3-gqc | matd3-omq (their flags: the off-policy group).
         sharing: parameter sharing; empty = algo default (mappo: fps, happo/hamdpo: nps); hetdps = regroup online (HetDPS, paper Sec. 5, Alg. 1) starting from --hetdps-init (also written hetdps:nps, hetdps:groups:0,0,1,...).
         hetdps_init: initial layout of --sharing hetdps: fps | nps | fps-id | groups:... .
@@ -82,6 +83,7 @@ class TrainConfig:
     """
 
     env: str = "pms_15a_3c"
+    env_args: str = ""
     algo: str = "mappo"
     sharing: str = ""
     hetdps_init: str = "fps"

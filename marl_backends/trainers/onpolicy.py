@@ -29,8 +29,9 @@ EnvFactory = Callable[[int, int], object]  # (num_envs, seed) -> VecMultiAgentEn
 def registry_factory(cfg: TrainConfig) -> EnvFactory:
     """Envs from ``marl_backends.envs.registry.make_env`` for ``cfg.env``."""
     def make(num_envs: int, seed: int):
-        from marl_backends.envs.registry import make_env
-        return make_env(cfg.env, num_envs=num_envs, device=cfg.device, seed=seed, continuous=cfg.continuous)
+        from marl_backends.envs.registry import make_env, parse_env_args
+        return make_env(cfg.env, num_envs=num_envs, device=cfg.device, seed=seed, continuous=cfg.continuous,
+                        **parse_env_args(cfg.env_args))
     return make
 
 
