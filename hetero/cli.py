@@ -165,7 +165,9 @@ def cmd_quantify(args) -> int:
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 
-        panels = [(KINDS[k].title, matrices[k], summary["kinds"][k]["groups"]) for k in kinds]
+        panels = [(f"{KINDS[k].title} ({summary['kinds'][k]['mode']}): {summary['kinds'][k]['n_groups']} "
+                   f"group{'s' if summary['kinds'][k]['n_groups'] != 1 else ''}", matrices[k],
+                   summary["kinds"][k]["groups"]) for k in kinds]
         matrix_panels(panels, run_dir / "figures" / "all_kinds", suptitle=args.env)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
     summary["timings"] = timings
@@ -202,35 +204,16 @@ def _checkpoint_near(run: Path, update: int) -> Path:
 def cmd_plot(args) -> int:
     """Figures of a training run: HetDPS matrices across rounds, the group timeline, reward curves
     against other runs, and (--kinds/--at) matrices quantified from checkpoints (paper Fig. 4)."""
-    from hetero.plotting import curves, evenly, group_timeline, matrix_panels
+    from hetero.plotting import matrix_panels
+    from hetero.run_figures import hetdps_figures, reward_figure
 
     run = Path(args.run_dir)
     if not (run / "metrics.csv").exists():
         raise SystemExit(f"error: {run} has no metrics.csv; pass a run folder written by `hetero train`.")
     out = Path(args.out) if args.out else run / "figures"
     fmts = tuple(args.formats.split(","))
-    written: list[Path] = []
-    rounds = _rounds(run)
-    npz = {int(p.stem.split("_")[-1]): p for p in run.glob("hetdps_round_*.npz")}
-    if npz:
-        pick = evenly(sorted(npz), args.panels)
-        panels = []
-        for u in pick:
-            z = np.load(npz[u])
-            panels.append((f"update {u} ({len(set(z['labels'].tolist()))} groups)", z["matrix"], z["labels"]))
-        conf = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-        kind = conf.get("hetdps_kind") or conf.get("run", {}).get("hetdps_kind", "")  # on-policy | off-policy layout
-        written += matrix_panels(panels, out / "hetdps_matrices", fmts, suptitle=f"HetDPS rounds ({kind})")
-    if rounds:
-        written += group_timeline([r["update"] for r in rounds], [r["labels"] for r in rounds], out / "group_timeline", fmts)
-    series = {}
-    from marl_backends.trainers.run_io import read_metrics
-
-    for r in [run, *map(Path, args.compare)]:
-        rows = read_metrics(r)
-        name = r.name if r != run else f"{r.name} (this run)"
-        series[name] = ([x["frames"] for x in rows], [x["train_return"] for x in rows])
-    written += curves(series, out / "rewards", ylabel="training episode return", formats=fmts)
+    written: list[Path] = hetdps_figures(run, out, fmts, args.panels)
+    written += reward_figure(run, args.compare, out, fmts, smooth=args.smooth)
     if args.at:
         from marl_backends.trainers import load_trainer
 
@@ -245,8 +228,10 @@ def cmd_plot(args) -> int:
                 res = quantify(pool, kind, QuantifyConfig(train_samples=args.train_samples, seed=args.seed),
                                model=getattr(tr.env, "model", None), policy_fn=tr.policy_distributions)
                 g = cluster(res.matrix, res.noise_floor, seed=args.seed)
-                panels.append((f"{KINDS[kind].title} @ update {tr.iteration}", res.matrix, g.labels))
-        written += matrix_panels(panels, out / "matrices_by_update", fmts)
+                panels.append((f"{KINDS[kind].title} @ update {tr.iteration}: {g.n_groups} "
+                               f"group{'s' if g.n_groups != 1 else ''}", res.matrix, g.labels))
+        written += matrix_panels(panels, out / "matrices_by_update", fmts, ncols=len(args.kinds.split(",")),
+                                 suptitle=f"{tr.cfg.env}: matrices across training (one row per checkpoint)")
     for pth in written:
         print(pth)
     return 0
@@ -287,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--kinds", default="policy,meta", help="kinds quantified with --at (default policy,meta)")
     pl.add_argument("--train-samples", type=int, default=2000, help="CVAE training conditions per --at matrix")
     pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--smooth", type=int, default=5, help="trailing mean over this many iterations for training return")
     pl.add_argument("--formats", default="png,pdf", help="comma list of figure formats")
     pl.set_defaults(func=cmd_plot)
 
