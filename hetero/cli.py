@@ -276,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--formats", default="png,pdf", help="comma list of figure formats")
     pl.set_defaults(func=cmd_plot)
 
+    from marl_backends.trainers.evaluate import add_evaluate_arguments, cmd_evaluate
+
+    ev = sub.add_parser("evaluate", help="play a trained policy: returns, win rate, optional GIF (VMAS)")
+    add_evaluate_arguments(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
     e = sub.add_parser("envs", help="list the available environments")
     e.set_defaults(func=cmd_envs)
 
