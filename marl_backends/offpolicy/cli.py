@@ -64,13 +64,13 @@ OFFPOLICY_ALGOS = tuple(ABLATION)
 # TrainConfig flag -> OffPolicyConfig field
 _SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
 _RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
-        "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard")
+        "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard", "wandb", "wandb_project")
 _OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
 _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
             "omq_min": ("terms", "difference")}
 RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,
                 "eval_episodes": 10, "checkpoint_interval": 25, "out_dir": "runs", "run_name": "", "threads": 0,
-                "progress": True, "tensorboard": True, "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
+                "progress": True, "tensorboard": True, "wandb": False, "wandb_project": "hetero", "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
 # --sharing hetdps: TrainConfig's defaults, except the two whose unit differs off-policy (module docstring)
 HETDPS_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in HETDPS_FIELDS},
                    "hetdps_interval": 400, "hetdps_rollouts": 1}
@@ -228,7 +228,9 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
     evaluation, and logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz)."""
     from tqdm.auto import tqdm
 
-    log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration)
+    log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration,
+                     wandb_project=run["wandb_project"] if run["wandb"] else None,
+                     config={**run, **dataclasses.asdict(trainer.cfg)})
     hetdps = getattr(trainer, "hetdps", None)
     if hetdps is not None:
         hetdps.attach_log(run_dir)  # drops rounds logged after the checkpoint a resumed run starts from
@@ -264,6 +266,8 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             bar.set_postfix(post)
             if (run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0) or iteration == total:
                 save_checkpoint(trainer, run_dir, iteration)
+        bar.close()
+        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
     finally:
         bar.close()
         log.close()

@@ -21,7 +21,7 @@ from marl_backends.trainers.loop import train
 from marl_backends.trainers.run_io import default_run_name, make_run_dir, write_json
 
 RESUME_OVERRIDABLE = ("frames", "eval_interval", "eval_episodes", "checkpoint_interval", "progress", "threads",
-                      "device", "tensorboard")
+                      "device", "tensorboard", "wandb", "wandb_project")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

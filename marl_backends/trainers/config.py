@@ -77,7 +77,9 @@ class TrainConfig:
         device: torch device (cpu, cuda).
         threads: torch CPU threads (0 = leave torch's default).
         progress: show a progress bar.
-        tensorboard: also write TensorBoard events when tensorboard is installed.
+        tensorboard: also write TensorBoard events (RUN/tb; grouped tags such as train/return, eval/return, hetdps/groups, indexed by env frames); needs the tensorboard extra, a warning says when it is missing.
+        wandb: also log to Weights & Biases (same tags, step = frames); needs the wandb extra; WANDB_MODE=offline logs without an account.
+        wandb_project: the Weights & Biases project of --wandb runs.
     """
 
     env: str = "pms_15a_3c"
@@ -137,6 +139,8 @@ class TrainConfig:
     threads: int = 0
     progress: bool = True
     tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "hetero"
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:

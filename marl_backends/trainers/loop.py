@@ -24,7 +24,8 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
     logs its rounds into ``run_dir`` (hetdps_rounds.jsonl, hetdps_round_*.npz).
     """
     cfg, run_dir = trainer.cfg, Path(run_dir)
-    log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration)
+    log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration,
+                     wandb_project=cfg.wandb_project if cfg.wandb else None, config=cfg.to_dict())
     total = cfg.iterations
     t0, f0 = time.perf_counter(), trainer.frames
     bar = tqdm(total=total * cfg.batch_frames, initial=trainer.frames, unit="frame", unit_scale=True,
@@ -56,6 +57,8 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             bar.set_postfix(post)
             if (cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0) or it == total:
                 save_checkpoint(trainer, run_dir)
+        bar.close()
+        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
     finally:
         bar.close()
         log.close()
