@@ -49,7 +49,7 @@ def draw_heatmap(ax, matrix: np.ndarray, labels: Sequence[int] | None = None, ti
     ax.set_title(title, fontsize=10)
     if not np.any(matrix[np.isfinite(matrix)] > 0):
         ax.text(0.5, 0.5, "all distances 0", transform=ax.transAxes, ha="center", va="center", color="white",
-                fontsize=9)
+                fontsize=8, bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 2})
     return im
 
 
