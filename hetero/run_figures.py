@@ -106,22 +106,29 @@ def _label(conf: dict, fallback: str) -> str:
     return " ".join(p for p in parts if p) or fallback
 
 
-def reward_figure(run: Path, compare: Sequence[Path], out: Path, formats: Sequence[str], smooth: int = 5) -> list[Path]:
-    """``rewards``: training and evaluation return of ``run`` and the ``compare`` runs; runs that
-    are seeds of one setting share a curve (mean +/- std)."""
+def group_runs(run: Path, compare: Sequence[Path]) -> dict[str, list[Path]]:
+    """Legend label -> run folders: runs that are seeds of one setting share a label; ``run``'s
+    label ends in "(this run)"; labels that would collide fall back to folder names."""
     groups: dict[str, list[Path]] = {}
     for r in [Path(run), *map(Path, compare)]:
         groups.setdefault(_setting(read_config(r)), []).append(r)
-    series = {}
+    out: dict[str, list[Path]] = {}
     for members in groups.values():
         conf = read_config(members[0])
         label = _label(conf, members[0].name)
         if len(members) == 1:
             seed = conf.get("seed", conf.get("config", {}).get("seed"))
             label += f" seed {seed}" if seed is not None else ""
-        if label in series or f"{label} (this run)" in series:
+        if label in out or f"{label} (this run)" in out:
             label = members[0].name  # same label, different settings: the folder names tell them apart
         if Path(run) in members:
             label += " (this run)"
-        series[label] = [read_returns(m) for m in members]
+        out[label] = members
+    return out
+
+
+def reward_figure(run: Path, compare: Sequence[Path], out: Path, formats: Sequence[str], smooth: int = 5) -> list[Path]:
+    """``rewards``: training and evaluation return of ``run`` and the ``compare`` runs; runs that
+    are seeds of one setting share a curve (mean +/- std)."""
+    series = {label: [read_returns(m) for m in members] for label, members in group_runs(run, compare).items()}
     return train_eval_curves(series, out / "rewards", smooth=smooth, formats=formats)
