@@ -106,3 +106,22 @@ def test_vmas_env_renders_a_frame_headless():
     env.reset(seed=0)
     frame = env.render_frame(0)
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0  # something was drawn
+
+
+class WinningFake(FakeEnv):
+    """The fake env reporting battles: even-indexed envs win when their episode ends."""
+
+    def step(self, actions):
+        res = super().step(actions)
+        import torch
+
+        res.info["won"] = res.done & (torch.arange(self.num_envs) % 2 == 0)
+        return res
+
+
+def test_win_rate_where_the_env_reports_wins(onpolicy_run, tmp_path, capsys):
+    factory = lambda n, seed: WinningFake(n, seed, 4, False, 8)  # noqa: E731
+    assert _evaluate([str(onpolicy_run), "--episodes", "4", "--json", str(tmp_path / "w.json")], factory) == 0
+    assert "win rate 0.50" in capsys.readouterr().out
+    d = json.loads((tmp_path / "w.json").read_text())
+    assert d["win_rate"] == 0.5 and d["wins"] == [True, False, True, False]
