@@ -189,11 +189,6 @@ def cmd_envs(args) -> int:
     return 0
 
 
-def _rounds(run: Path) -> list[dict]:
-    log = run / "hetdps_rounds.jsonl"
-    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
-
-
 def _checkpoint_near(run: Path, update: int) -> Path:
     ckpts = sorted((run / "checkpoints").glob("iter_*.pt"))
     if not ckpts:
