@@ -1,6 +1,7 @@
 """Figures for papers: distance heatmaps ordered by group, matrices across training, curves."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -186,11 +187,12 @@ def _band(ax, runs: list[tuple[np.ndarray, np.ndarray]], smooth: int, label: str
     n = min(len(x) for x, _ in runs)
     x = runs[0][0][:n]
     y = np.stack([trailing_mean(r[:n], smooth) for _, r in runs])
-    mu = np.nanmean(y, 0)
+    with warnings.catch_warnings():  # points where no seed has a return yet stay NaN (a gap), silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mu, sd = np.nanmean(y, 0), np.nanstd(y, 0)
     seeds = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
     line, = ax.plot(x, mu, label=label + seeds, marker=marker, markersize=3)
     if len(runs) > 1:
-        sd = np.nanstd(y, 0)
         ax.fill_between(x, mu - sd, mu + sd, alpha=0.2, color=line.get_color())
 
 
