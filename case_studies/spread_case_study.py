@@ -89,6 +89,10 @@ def figure(matrices: dict[str, np.ndarray], stem: Path) -> None:
             ax = axes[r, c]
             im = draw_heatmap(ax, matrices[f"{v}_{kind}"], (0, 0, 1, 1), v if r == 0 else "", vmax=vmax)
             ax.set_xlabel("")
+            top = float(matrices[f"{v}_{kind}"].max())
+            if top > 0:  # the row shares a scale; a small matrix (v2 Response-Het) still says how small
+                ax.text(0.03, 0.03, f"max {top:.2g}", transform=ax.transAxes, fontsize=7, color="white",
+                        bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 1.5})
             if c == 0:
                 ax.set_ylabel(KINDS[kind].title)
         colorbar(fig, im, axes[r, :].tolist())
