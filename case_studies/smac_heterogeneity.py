@@ -110,7 +110,12 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=128, help="episodes (parallel envs) in each sample pool")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs-dir", default="runs/smac_heterogeneity", help="training run folders (checkpoints)")
+    ap.add_argument("--figure-only", action="store_true",
+                    help="redraw OUT/smac_meta_het.png|pdf from OUT/summary.json without recomputing anything")
     args = ap.parse_args()
+    if args.figure_only:
+        _figure(json.loads((Path(args.out) / "summary.json").read_text())["results"], Path(args.out) / "smac_meta_het")
+        return
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,16 +136,23 @@ def main() -> None:
     _figure(results, out / "smac_meta_het")
 
 
-def _figure(results: dict, path: Path) -> None:
-    from hetero.plotting import draw_heatmap, plt, save_figure
+VARIANT_TITLES = {"meta": "Meta-Het", "meta_no_type_bits": "Meta-Het, type bits zeroed"}
+BEHAVIOUR_TITLES = {"heuristic": "scripted + noise", "mappo_fps": "MAPPO-FPS policy"}
 
-    cells = [(m, b, v) for m in results for b in results[m] for v in VARIANTS]
-    fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells), 3.2), squeeze=False)
-    for ax, (m, b, v) in zip(axes[0], cells):
-        r = results[m][b][v]
-        draw_heatmap(ax, np.asarray(r["matrix"]), labels=results[m][b]["type_labels"],
-                     title=f"{m.removeprefix('smax_')}, {b}\n{v}: ARI {r['ari_vs_types']:.2f}")
-    save_figure(fig, path)
+
+def _figure(results: dict, path: Path) -> None:
+    """One row per map: (behaviour x variant) Meta-Het matrices, agents ordered by unit type."""
+    from hetero.plotting import matrix_panels
+
+    panels, ncols = [], 1
+    for m in results:
+        row = [(m, b, v) for b in results[m] for v in VARIANTS]
+        ncols = max(ncols, len(row))
+        for _, b, v in row:
+            r = results[m][b][v]
+            title = f"{m.removeprefix('smax_')}, {BEHAVIOUR_TITLES.get(b, b)}\n{VARIANT_TITLES[v]}: ARI {r['ari_vs_types']:.2f}"
+            panels.append((title, np.asarray(r["matrix"]), results[m][b]["type_labels"]))
+    matrix_panels(panels, path, ncols=ncols, suptitle="SMAX: Meta-Het vs unit types (white lines: stalkers | zealots)")
 
 
 if __name__ == "__main__":

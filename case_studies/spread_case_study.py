@@ -52,28 +52,53 @@ def main() -> None:
     ap.add_argument("--out", default="runs/case_study")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=CVAEConfig.epochs)
+    ap.add_argument("--figure-only", action="store_true",
+                    help="redraw OUT/spread_case_study.png|pdf from OUT/spread_case_study.npz without recomputing")
     args = ap.parse_args()
-    from hetero.plotting import draw_heatmap, plt, save_figure
-
+    out = Path(args.out)
+    if args.figure_only:
+        figure(dict(np.load(out / "spread_case_study.npz")), out / "spread_case_study")
+        return
     cfg = QuantifyConfig(cvae=replace(CVAEConfig(), epochs=args.epochs))
     results = {v: run_version(v, cfg=cfg, seed=args.seed) for v in VERSIONS}
-    fig, axes = plt.subplots(len(KIND_ORDER), len(VERSIONS), figsize=(2.2 * len(VERSIONS), 2.2 * len(KIND_ORDER)))
     summary = {}
-    for c, v in enumerate(VERSIONS):
-        for r, kind in enumerate(KIND_ORDER):
+    for v in VERSIONS:
+        for kind in KIND_ORDER:
             e = results[v][kind]
-            draw_heatmap(axes[r, c], e["matrix"], (0, 0, 1, 1), f"{v} {KINDS[kind].title}")
-            axes[r, c].set_xlabel("")
             summary.setdefault(v, {})[kind] = {k: (list(x) if isinstance(x, tuple) else x)
                                                for k, x in e.items() if k != "matrix"}
             print(f"{v} {kind:9s} [{e['mode']}] groups {e['labels']} between {e['between']:.3f} "
                   f"within {e['within']:.3f}")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, out / "spread_case_study")
+    matrices = {f"{v}_{k}": results[v][k]["matrix"] for v in VERSIONS for k in KIND_ORDER}
     (out / "spread_case_study.json").write_text(json.dumps(summary, indent=1, default=float))
-    np.savez(out / "spread_case_study.npz", **{f"{v}_{k}": results[v][k]["matrix"] for v in VERSIONS for k in KIND_ORDER})
+    np.savez(out / "spread_case_study.npz", **matrices)
+    figure(matrices, out / "spread_case_study")
     print(f"wrote {out}/spread_case_study.(png|pdf|json|npz)")
+
+
+def figure(matrices: dict[str, np.ndarray], stem: Path) -> None:
+    """Kinds (rows) x versions (columns); one colour scale per kind, so a row compares versions."""
+    from hetero.plotting import colorbar, draw_heatmap, plt, save_figure
+
+    fig, axes = plt.subplots(len(KIND_ORDER), len(VERSIONS), figsize=(2.0 * len(VERSIONS) + 1.2, 2.0 * len(KIND_ORDER)),
+                             layout="constrained", squeeze=False)
+    for r, kind in enumerate(KIND_ORDER):
+        vmax = max(float(matrices[f"{v}_{kind}"].max()) for v in VERSIONS) or 1.0
+        for c, v in enumerate(VERSIONS):
+            ax = axes[r, c]
+            im = draw_heatmap(ax, matrices[f"{v}_{kind}"], (0, 0, 1, 1), v if r == 0 else "", vmax=vmax)
+            ax.set_xlabel("")
+            top = float(matrices[f"{v}_{kind}"].max())
+            if top > 0:  # the row shares a scale; a small matrix (v2 Response-Het) still says how small
+                ax.text(0.03, 0.03, f"max {top:.2g}", transform=ax.transAxes, fontsize=7, color="white",
+                        bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 1.5})
+            if c == 0:
+                ax.set_ylabel(KINDS[kind].title)
+        colorbar(fig, im, axes[r, :].tolist())
+    fig.suptitle("spread v0 (homogeneous) to v6: each version changes agents {2,3} (v1 obs, v2 response, v3 effect, "
+                 "v4 objective, v5 obs + objective, v6 all)", fontsize=9)
+    save_figure(fig, stem)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,9 @@ def cmd_quantify(args) -> int:
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 
-        panels = [(KINDS[k].title, matrices[k], summary["kinds"][k]["groups"]) for k in kinds]
+        panels = [(f"{KINDS[k].title} ({summary['kinds'][k]['mode']}): {summary['kinds'][k]['n_groups']} "
+                   f"group{'s' if summary['kinds'][k]['n_groups'] != 1 else ''}", matrices[k],
+                   summary["kinds"][k]["groups"]) for k in kinds]
         matrix_panels(panels, run_dir / "figures" / "all_kinds", suptitle=args.env)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
     summary["timings"] = timings
@@ -311,11 +313,6 @@ def cmd_envs(args) -> int:
     return 0
 
 
-def _rounds(run: Path) -> list[dict]:
-    log = run / "hetdps_rounds.jsonl"
-    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
-
-
 def _checkpoint_near(run: Path, update: int) -> Path:
     ckpts = sorted((run / "checkpoints").glob("iter_*.pt"))
     if not ckpts:
@@ -326,7 +323,8 @@ def _checkpoint_near(run: Path, update: int) -> Path:
 def cmd_plot(args) -> int:
     """Figures of a training run: HetDPS matrices across rounds, the group timeline, reward curves
     against other runs, and (--kinds/--at) matrices quantified from checkpoints (paper Fig. 4)."""
-    from hetero.plotting import curves, evenly, group_timeline, matrix_panels
+    from hetero.plotting import matrix_panels
+    from hetero.run_figures import hetdps_figures, reward_figure
 
     run = Path(args.run_dir)
     for r, flag in [(run, "RUN_DIR"), *((Path(c), "--compare") for c in args.compare)]:
@@ -343,28 +341,8 @@ def cmd_plot(args) -> int:
             raise UsageError(f"unknown kind {bad[0]!r} in --kinds; choose from {', '.join(KINDS)}.")
     out = Path(args.out) if args.out else run / "figures"
     fmts = tuple(args.formats.split(","))
-    written: list[Path] = []
-    rounds = _rounds(run)
-    npz = {int(p.stem.split("_")[-1]): p for p in run.glob("hetdps_round_*.npz")}
-    if npz:
-        pick = evenly(sorted(npz), args.panels)
-        panels = []
-        for u in pick:
-            z = np.load(npz[u])
-            panels.append((f"update {u} ({len(set(z['labels'].tolist()))} groups)", z["matrix"], z["labels"]))
-        conf = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-        kind = conf.get("hetdps_kind") or conf.get("run", {}).get("hetdps_kind", "")  # on-policy | off-policy layout
-        written += matrix_panels(panels, out / "hetdps_matrices", fmts, suptitle=f"HetDPS rounds ({kind})")
-    if rounds:
-        written += group_timeline([r["update"] for r in rounds], [r["labels"] for r in rounds], out / "group_timeline", fmts)
-    series = {}
-    from marl_backends.trainers.run_io import read_metrics
-
-    for r in [run, *map(Path, args.compare)]:
-        rows = read_metrics(r)
-        name = r.name if r != run else f"{r.name} (this run)"
-        series[name] = ([x["frames"] for x in rows], [x["train_return"] for x in rows])
-    written += curves(series, out / "rewards", ylabel="training episode return", formats=fmts)
+    written: list[Path] = hetdps_figures(run, out, fmts, args.panels)
+    written += reward_figure(run, args.compare, out, fmts, smooth=args.smooth)
     if args.at:
         from marl_backends.trainers import load_trainer
 
@@ -380,8 +358,10 @@ def cmd_plot(args) -> int:
                 res = quantify(pool, kind, QuantifyConfig(train_samples=args.train_samples, seed=args.seed),
                                model=getattr(tr.env, "model", None), policy_fn=tr.policy_distributions)
                 g = group(res, seed=args.seed)
-                panels.append((f"{KINDS[kind].title} @ update {tr.iteration}", res.matrix, g.labels))
-        written += matrix_panels(panels, out / "matrices_by_update", fmts)
+                panels.append((f"{KINDS[kind].title} @ update {tr.iteration}: {g.n_groups} "
+                               f"group{'s' if g.n_groups != 1 else ''}", res.matrix, g.labels))
+        written += matrix_panels(panels, out / "matrices_by_update", fmts, ncols=len(args.kinds.split(",")),
+                                 suptitle=f"{tr.cfg.env}: matrices across training (one row per checkpoint)")
     for pth in written:
         print(pth)
     return 0
@@ -465,6 +445,7 @@ def add_plot_arguments(pl: argparse.ArgumentParser) -> None:
     pl.add_argument("--kinds", default="policy,meta", help="kinds quantified with --at (default policy,meta)")
     pl.add_argument("--train-samples", type=int, default=2000, help="CVAE training conditions per --at matrix")
     pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--smooth", type=int, default=5, help="trailing mean over this many iterations for training return")
     pl.add_argument("--formats", default="png,pdf", help="comma list of figure formats")
 
 
@@ -481,6 +462,8 @@ register("train", "train MARL agents with a parameter-sharing layout (on- and of
          "marl_backends.trainers.cli:add_train_arguments", _train)
 register("plot", "figures of a training run: HetDPS matrices, group timeline, reward curves", add_plot_arguments, cmd_plot)
 register("envs", "list the available environments and which optional extras are installed", lambda p: None, cmd_envs)
+register("evaluate", "play a trained policy: returns, win rate, optional GIF (VMAS)",
+         "marl_backends.trainers.evaluate:add_evaluate_arguments", "marl_backends.trainers.evaluate:cmd_evaluate")
 register("sweep", "run, follow and report grids of runs declared in a sweep file (local processes or Ray)",
          "marl_backends.sweep.cli:add_arguments", "marl_backends.sweep.cli:run")
 

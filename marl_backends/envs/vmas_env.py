@@ -189,6 +189,17 @@ class VmasEnv:
             obs = self._observe(obs_list)
         return StepResult(next=nxt, reward=reward, terminated=terminated, truncated=truncated, obs=obs)
 
+    def render_frame(self, env_index: int = 0):  # noqa: ANN201
+        """World ``env_index`` as an RGB array [H, W, 3] (VMAS' renderer; works without a display
+        where pyglet can open a headless context), e.g. for ``hetero evaluate --gif``. VMAS zooms
+        to fit the agents only; our scenarios' view also spans the landmarks' spawn square (VMAS'
+        half-width is max(agents' extent, zoom**2), hence the square root)."""
+        if self.ours:
+            sc = self.scenario
+            half = 1.1 * max(1.0, getattr(sc, "landmark_spawn", 1.0), getattr(sc, "agent_spawn", 1.0))
+            self.scenario.viewer_zoom = half ** 0.5
+        return self._env.render(mode="rgb_array", env_index=env_index)
+
     @property
     def model(self) -> LandmarkModel | None:
         """Model access for our scenarios; None for VMAS built-ins (model-free fallback)."""

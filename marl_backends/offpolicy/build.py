@@ -22,7 +22,8 @@ from marl_backends.trainers.config import HETDPS_FIELDS, TrainConfig, check_hetd
 OFFPOLICY_ALGOS = tuple(ABLATION)
 RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,
                 "eval_episodes": 10, "checkpoint_interval": 25, "out_dir": "runs", "run_name": "", "threads": 1,
-                "progress": True, "tensorboard": True, "log_interval": 10, "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
+                "progress": True, "tensorboard": True, "log_interval": 10, "wandb": False, "wandb_project": "hetero",
+                "sharing": "", "hidden": (256, 256), "critic_lr": 1e-3}
 # --sharing hetdps: TrainConfig's defaults, except the two whose unit differs off-policy (module docstring)
 HETDPS_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in HETDPS_FIELDS},
                    "hetdps_interval": 400, "hetdps_rollouts": 1}

@@ -68,7 +68,8 @@ __all__ = ["HETDPS_DEFAULTS", "OFFPOLICY_ALGOS", "RUN_DEFAULTS", "add_offpolicy_
 # TrainConfig flag -> OffPolicyConfig field
 _SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
 _RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
-        "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard", "log_interval")
+        "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard", "log_interval", "wandb",
+        "wandb_project")
 _OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
 _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
             "omq_min": ("terms", "difference")}
@@ -204,7 +205,9 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
     and as a text line. With ``stop`` (a ``GracefulStop``), a signal ends the loop after the
     iteration in progress with its checkpoint written (``stop.stopped_at``)."""
     run = {**RUN_DEFAULTS, **run}
-    log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration)
+    log = MetricsLog(run_dir / "metrics.csv", run["tensorboard"], keep_until=iteration,
+                     wandb_project=run["wandb_project"] if run["wandb"] else None,
+                     config={**run, **dataclasses.asdict(trainer.cfg)})
     hetdps = getattr(trainer, "hetdps", None)
     if hetdps is not None:
         hetdps.attach_log(run_dir)  # drops rounds logged after the checkpoint a resumed run starts from
@@ -242,6 +245,8 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             if stop is not None and stop.requested and iteration < total:
                 stop.stopped_at = iteration
                 break
+        report.close()
+        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
     finally:
         report.close()
         log.close()

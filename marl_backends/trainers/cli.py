@@ -49,7 +49,8 @@ ARGUMENT_GROUPS: dict[str, tuple[str, ...]] = {
         "mdpo_kl_anneal"),
     "HetDPS (--sharing hetdps[:INIT])": HETDPS_FIELDS,
     "logging and checkpointing": ("eval_interval", "eval_episodes", "checkpoint_interval", "out_dir", "run_name",
-                                  "device", "threads", "progress", "log_interval", "tensorboard"),
+                                  "device", "threads", "progress", "log_interval", "tensorboard", "wandb",
+                                  "wandb_project"),
 }
 
 

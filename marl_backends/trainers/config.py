@@ -79,7 +79,9 @@ class TrainConfig:
         threads: torch CPU threads (as `hetero quantify`: 1, since these networks are small and more threads only pay off on an idle many-core machine; 0 = torch's default, all cores).
         progress: show a progress bar when stderr is a terminal.
         log_interval: print a text line (iteration, frames, return, eval, fps, layout) every this many iterations whenever stdout is not a terminal or the bar is off (0 = no lines; HetDPS rounds always get a line).
-        tensorboard: also write TensorBoard events under tb/ (needs the tensorboard package; on by default when it is installed, asking for it without it is an error).
+        tensorboard: also write TensorBoard events (RUN/tb; grouped tags such as train/return, eval/return, hetdps/groups, indexed by env frames); needs the tensorboard extra, a warning says when it is missing.
+        wandb: also log to Weights & Biases (same tags, step = frames); needs the wandb extra; WANDB_MODE=offline logs without an account.
+        wandb_project: the Weights & Biases project of --wandb runs.
     """
 
     env: str = "pms_15a_3c"
@@ -141,6 +143,8 @@ class TrainConfig:
     progress: bool = True
     log_interval: int = 10
     tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "hetero"
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -233,7 +237,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {"happo_shared": ("happo", "hamdpo"), "m
 """Fields that only some on-policy algos read; the CLI refuses them for the others."""
 
 RESUME_OVERRIDABLE = ("frames", "eval_interval", "eval_episodes", "checkpoint_interval", "progress", "threads",
-                      "device", "tensorboard", "log_interval")
+                      "device", "tensorboard", "log_interval", "wandb", "wandb_project")
 """Flags ``hetero train --resume`` accepts: they do not change the experiment."""
 
 # --- HetDPS settings, shared with the off-policy CLI (marl_backends/offpolicy/cli.py) ---------

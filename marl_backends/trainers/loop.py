@@ -27,7 +27,8 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
     iteration in progress, with its checkpoint written (``stop.stopped_at`` = that iteration).
     """
     cfg, run_dir = trainer.cfg, Path(run_dir)
-    log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration)
+    log = MetricsLog(run_dir / "metrics.csv", cfg.tensorboard, keep_until=trainer.iteration,
+                     wandb_project=cfg.wandb_project if cfg.wandb else None, config=cfg.to_dict())
     total = cfg.iterations
     t0 = time.perf_counter()
     report = RunReport(f"{cfg.algo} {cfg.sharing_resolved} {cfg.env}", total, cfg.batch_frames, trainer.iteration,
@@ -60,6 +61,8 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             if stop is not None and stop.requested and it < total:
                 stop.stopped_at = it
                 break
+        report.close()
+        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
     finally:
         report.close()
         log.close()

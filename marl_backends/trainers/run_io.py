@@ -1,8 +1,9 @@
 """Run folders, metrics and atomic files, reusable by every trainer (on- and off-policy).
 
 A run folder holds ``config.json`` (self-describing), ``metrics.csv`` (one row per iteration,
-columns grow as new metrics appear), optional TensorBoard events under ``tb/`` (when the
-``tensorboard`` package is installed), and ``checkpoint.pt`` plus ``checkpoints/iter_*.pt``.
+columns grow as new metrics appear), ``summary.json`` (end of run), optional TensorBoard events
+under ``tb/`` and W&B files under ``wandb/`` (:mod:`marl_backends.trainers.loggers`), and
+``checkpoint.pt`` plus ``checkpoints/iter_*.pt``.
 Every file that a crash could tear is written to a temporary name and ``os.replace``d.
 """
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -75,14 +75,18 @@ def default_run_name(env: str, algo: str, sharing: str, seed: int) -> str:
 
 
 class MetricsLog:
-    """Append-only CSV of metric rows (+ TensorBoard scalars when available).
+    """Append-only CSV of metric rows, mirrored to TensorBoard / W&B when asked
+    (:mod:`marl_backends.trainers.loggers`: grouped tags, step = env frames).
 
     ``keep_until`` (resume): rows whose ``step_key`` exceeds it were written after the last
-    checkpoint and are dropped, so a resumed run does not duplicate them.
+    checkpoint and are dropped, so a resumed run does not duplicate them. ``wandb_project``: also
+    log to that Weights & Biases project (``config`` becomes the W&B run config).
     """
 
     def __init__(self, path: Path, tensorboard: bool = False, keep_until: int | None = None,
-                 step_key: str = "iteration") -> None:
+                 step_key: str = "iteration", wandb_project: str | None = None, config: dict | None = None) -> None:
+        from marl_backends.trainers.loggers import open_sinks
+
         self.path, self.step_key = Path(path), step_key
         self.rows: list[dict] = []
         if self.path.exists():
@@ -92,13 +96,7 @@ class MetricsLog:
                 self.rows = [r for r in self.rows if int(float(r.get(step_key) or 0)) <= keep_until]
         self.columns: list[str] = list(self.rows[0].keys()) if self.rows else []
         self._rewrite()
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-                self.tb = SummaryWriter(str(self.path.parent / "tb"))
-            except Exception:  # noqa: BLE001 - optional dependency
-                self.tb = None
+        self.sinks = open_sinks(self.path.parent, tensorboard, wandb_project, config)
 
     def _rewrite(self) -> None:
         buf = io.StringIO()
@@ -118,19 +116,20 @@ class MetricsLog:
         else:
             with open(self.path, "a", newline="") as f:
                 csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore").writerow(row)
-        if self.tb is not None:
-            step = int(float(row.get(self.step_key, len(self.rows))))
-            for k, v in row.items():
-                try:
-                    x = float(v)
-                except (TypeError, ValueError):
-                    continue
-                if k != self.step_key and math.isfinite(x):
-                    self.tb.add_scalar(k, x, step)
+        for sink in self.sinks:
+            sink.log(row)
+
+    def summary(self, quiet: bool = False) -> dict:
+        """End of run: ``summary.json`` in the run folder (final / best eval return, frames, wall
+        time, frames/s, final layout), printed unless ``quiet``."""
+        from marl_backends.trainers.loggers import write_summary
+
+        return write_summary(self.path.parent, self.rows, quiet)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
 
 
 def _value(v: str | None) -> float | str:
