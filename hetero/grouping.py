@@ -162,16 +162,27 @@ def _split_differing(d: np.ndarray, labels: np.ndarray, differ: np.ndarray) -> n
     return out
 
 
-def _merge_alike(labels: np.ndarray, test) -> np.ndarray:
-    """Merge the two clusters the structure test finds most alike while its p-value >= alpha
-    (the last step of Holm's procedure over the cluster pairs)."""
+def _merge_alike(d: np.ndarray, labels: np.ndarray, test) -> np.ndarray:
+    """Merge clusters the structure test cannot tell apart *and* the matrix does not separate.
+
+    The test alone lacks power on some pairs (e.g. PMS colours: the W2 matrix separates them by
+    10x while a held-out swap is noisy across episodes), so two clusters merge only when their
+    pooled between-group p-value is >= alpha and their mean distance is no larger than the
+    largest distance between agents the clustering put together (the data's own noise scale).
+    The pair with the largest p-value merges first.
+    """
     labels = labels.copy()
     while True:
         groups = np.unique(labels)
+        same = labels[:, None] == labels[None, :]
+        floor = float(d[same].max())  # 0 when every cluster is a singleton
         best, pair = -1.0, None
         for a in range(len(groups)):
             for b in range(a + 1, len(groups)):
-                p = test.between(np.flatnonzero(labels == groups[a]), np.flatnonzero(labels == groups[b]))
+                ia, ib = np.flatnonzero(labels == groups[a]), np.flatnonzero(labels == groups[b])
+                if d[np.ix_(ia, ib)].mean() > floor:
+                    continue
+                p = test.between(ia, ib)
                 if p > best:
                     best, pair = p, (groups[a], groups[b])
         if pair is None or best < test.alpha:
@@ -190,8 +201,9 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0, test=None) -
 
     - ``test`` (a :class:`~hetero.structure.StructureTest`): one group when no pair differs;
       otherwise a cluster holding a pair that differs is split (average linkage that never joins
-      a differing pair), then the two clusters the test finds most alike are merged while its
-      between-group p-value is >= alpha.
+      a differing pair), then clusters are merged while the test cannot tell them apart
+      (between-group p >= alpha) and their mean distance is within the largest distance between
+      agents already grouped together.
     - else ``noise_floor``: one group when no distance exceeds it; clusters whose mean distance
       does not exceed it are merged.
     Never raises on a valid matrix.
@@ -223,7 +235,7 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0, test=None) -
     labels = np.asarray(labels)
     if differ is not None:
         split = _split_differing(d, labels, differ)
-        merged = _merge_alike(split, test)
+        merged = _merge_alike(d, split, test)
         if len(np.unique(split)) > len(np.unique(labels)):
             note = (note + "; " if note else "") + "split clusters holding agents that differ"
     else:
