@@ -234,6 +234,7 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
         hetdps.attach_log(run_dir)  # drops rounds logged after the checkpoint a resumed run starts from
     per_it = trainer.cfg.train_interval * trainer.env.num_envs
     total = -(-run["frames"] // per_it)
+    trainer.total_steps = total * per_it  # horizon of --lr-schedule linear
     bar = tqdm(total=total * per_it, initial=trainer.env_steps, unit="frame", unit_scale=True, disable=not run["progress"],
                desc=f"{run['algo']} {run['sharing']} {run['env']}", dynamic_ncols=True)
     t0 = time.perf_counter()
