@@ -1,9 +1,11 @@
 """The on-policy core shared by MAPPO, HAPPO and HAMDPO, and its SharingTrainer implementation.
 
-One iteration: reset all envs (seed derived from the run seed and the iteration, so a resumed
-run sees the same episodes), collect ``rollout_steps`` vectorised steps, compute GAE with value
-normalisation on a centralised critic V(s), update the actor (algorithm-specific
-:meth:`update_actor`) and then the critic. The actor is a :class:`GroupedPolicy` whose layout is
+One iteration: collect ``rollout_steps`` vectorised steps continuing the running envs (reset
+once, at construction, with a seed derived from the run seed; episodes run on across
+iterations, ``rollout.EnvCursor``), compute GAE with value normalisation on a centralised
+critic V(s), update the actor (algorithm-specific :meth:`update_actor`) and then the critic.
+The checkpoint holds the envs mid-episode (``marl_backends.envs.state``), so a resumed run
+continues with the same numbers. The actor is a :class:`GroupedPolicy` whose layout is
 the parameter-sharing layout; the trainer implements :class:`hetero.SharingTrainer` (layout,
 sample_pool, policy_distributions, apply_plan) so HetDPS can drive it.
 """
@@ -18,9 +20,10 @@ from torch import Tensor
 
 from hetero.plan import RegroupPlan
 from hetero.samples import SamplePool
+from marl_backends.envs.state import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.nets import GroupedAdam, GroupedPolicy, StateCritic, apply_plan, init_generator, parse_sharing
 from marl_backends.trainers.config import TrainConfig
-from marl_backends.trainers.rollout import Rollout, collect, gae
+from marl_backends.trainers.rollout import EnvCursor, Rollout, collect, gae
 from marl_backends.trainers.valuenorm import ValueNorm
 
 EnvFactory = Callable[[int, int], object]  # (num_envs, seed) -> VecMultiAgentEnv
@@ -72,6 +75,7 @@ class OnPolicyTrainer:
         self.frames = 0
         self.plans: list[dict] = []
         self.last_rollout: Rollout | None = None
+        self.cursor = EnvCursor.start(self.env, seed=cfg.seed * 100_003)  # envs run on across iterations
 
     # --- SharingTrainer ----------------------------------------------------------------------
     @property
@@ -80,10 +84,13 @@ class OnPolicyTrainer:
 
     def sample_pool(self) -> SamplePool:
         """The transitions of the latest rollout (collects one, with its own RNG, if none ran yet)."""
-        if self.last_rollout is None:
+        if self.last_rollout is None:  # on envs of its own: the training envs' episodes run on untouched
             gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 3)
-            self.last_rollout = collect(self.env, self.actor, self.critic, self.cfg.rollout_steps, gen,
-                                        reset_seed=self.cfg.seed * 100_003 + 99_991)
+            rng = global_rng_state()
+            env = self.env_factory(self.cfg.num_envs, self.cfg.seed + 3)
+            self.last_rollout, _ = collect(env, self.actor, self.critic, self.cfg.rollout_steps, gen,
+                                           EnvCursor.start(env, seed=self.cfg.seed * 100_003 + 99_991))
+            set_global_rng_state(rng)
         pool = self.last_rollout.sample_pool(self.spec.discrete, self.spec.action_dim)
         pool.obs_mask = self.spec.obs_mask.to(pool.device)
         return pool
@@ -103,8 +110,9 @@ class OnPolicyTrainer:
 
     # --- one iteration -----------------------------------------------------------------------
     def _collect(self) -> Rollout:
-        return collect(self.env, self.actor, self.critic, self.cfg.rollout_steps, self.act_gen,
-                       reset_seed=self.cfg.seed * 100_003 + self.iteration)
+        """The next ``rollout_steps`` steps of the running envs (continues ``self.cursor``)."""
+        ro, self.cursor = collect(self.env, self.actor, self.critic, self.cfg.rollout_steps, self.act_gen, self.cursor)
+        return ro
 
     def iterate(self) -> dict[str, float]:
         """Collect one batch and update actor and critic; returns this iteration's metrics."""
@@ -202,7 +210,15 @@ class OnPolicyTrainer:
     @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
         """Mean return of deterministic-policy episodes (one per parallel eval env), and the win
-        rate where the env reports ``info["won"]``."""
+        rate where the env reports ``info["won"]``. Leaves the global RNGs as it found them (env
+        construction and resets may draw from them), so evaluating does not change training."""
+        rng = global_rng_state()
+        try:
+            return self._evaluate(episodes)
+        finally:
+            set_global_rng_state(rng)
+
+    def _evaluate(self, episodes: int | None) -> dict[str, float]:
         episodes = episodes or self.cfg.eval_episodes
         if self._eval_env is None or self._eval_env.num_envs != episodes:
             self._eval_env = self.env_factory(episodes, self.cfg.seed + 7919)
@@ -237,6 +253,7 @@ class OnPolicyTrainer:
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "value_norm": self.value_norm.state_dict(),
             "act_gen": self.act_gen.get_state(), "upd_gen": self.upd_gen.get_state(),
+            "env": env_state(self.env), "cursor": self.cursor.state_dict(),
         }
 
     def load_state_dict(self, sd: dict) -> None:
@@ -252,3 +269,6 @@ class OnPolicyTrainer:
         self.act_gen.set_state(sd["act_gen"])
         self.upd_gen.set_state(sd["upd_gen"])
         self.iteration, self.frames, self.plans = sd["iteration"], sd["frames"], list(sd["plans"])
+        if "env" in sd:  # the running envs mid-episode (checkpoints since 0.2.0); older ones restart episodes
+            load_env_state(self.env, sd["env"])
+            self.cursor = EnvCursor.from_state_dict(sd["cursor"], self.device)
