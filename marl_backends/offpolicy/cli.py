@@ -62,10 +62,11 @@ from marl_backends.trainers.run_io import MetricsLog, default_run_name, make_run
 
 OFFPOLICY_ALGOS = tuple(ABLATION)
 # TrainConfig flag -> OffPolicyConfig field
-_SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
+_SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device",
+           "lr_schedule": "lr_schedule"}
 _RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
         "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard")
-_OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
+_OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device", "lr_schedule")
 _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
             "omq_min": ("terms", "difference")}
 RUN_DEFAULTS = {"env": "mamujoco_halfcheetah_2x3", "frames": 1_000_000, "num_envs": 10, "eval_interval": 25,

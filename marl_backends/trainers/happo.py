@@ -38,6 +38,14 @@ from torch import Tensor
 from marl_backends.trainers.onpolicy import OnPolicyTrainer, minibatches
 
 
+def active_mean(x: Tensor, active: Tensor | None) -> Tensor:
+    """Mean of ``x`` over the entries where ``active`` (same shape, bool) is set; all without it."""
+    if active is None:
+        return x.mean()
+    m = active.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1.0)
+
+
 class HAPPOTrainer(OnPolicyTrainer):
     algo = "happo"
     record_factors = False  # tests set True to inspect the factor each unit was trained with
@@ -60,10 +68,12 @@ class HAPPOTrainer(OnPolicyTrainer):
         logp, _, _ = self.actor.evaluate(sub["obs"], sub["action"], sub["avail"], agents=agents)
         return (logp - sub["logp"]).sum(-1, keepdim=True).exp()
 
-    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor) -> Tensor:
-        """HAPPO Eq. 11: -E[min(r M A, clip(r) M A)] - entropy bonus (mean over the unit's agents)."""
+    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor,
+                  active: Tensor | None = None) -> Tensor:
+        """HAPPO Eq. 11: -E[min(r M A, clip(r) M A)] - entropy bonus (mean over the unit's agents'
+        active entries: dead agents weigh 0, HARL's active masks)."""
         surr = self.clipped_surrogate(ratio, madv, self.cfg.clip)
-        return -(surr.mean() + self.cfg.entropy_coef * ent.mean())
+        return -active_mean(surr + self.cfg.entropy_coef * ent, active)
 
     def update_actor(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
@@ -87,7 +97,7 @@ class HAPPOTrainer(OnPolicyTrainer):
                     logp, ent, dp = self.actor.evaluate(mb["obs"], mb["action"], mb["avail"], agents=agents)
                     log_ratio = logp - mb["logp"]
                     ratio = log_ratio.exp()
-                    loss = self.unit_loss(ratio, factor[idx] * mb["adv"], ent, dp, mb["dparams"])
+                    loss = self.unit_loss(ratio, factor[idx] * mb["adv"], ent, dp, mb["dparams"], mb["active"])
                     self.actor_opt.zero_grad()
                     loss.backward()
                     norms = self.actor_opt.step(groups)

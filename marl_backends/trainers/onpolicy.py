@@ -12,6 +12,7 @@ sample_pool, policy_distributions, apply_plan) so HetDPS can drive it.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
 import torch
@@ -40,6 +41,15 @@ def registry_factory(cfg: TrainConfig) -> EnvFactory:
 def minibatches(n: int, k: int, gen: torch.Generator) -> list[Tensor]:
     """``k`` random disjoint index sets covering ``range(n)``."""
     return list(torch.randperm(n, generator=gen).chunk(k))
+
+
+def group_mean_weights(shape: torch.Size, layout: Tensor, active: Tensor | None = None) -> Tensor:
+    """Weights [B, k] that turn a sum over samples and agents into each group's mean over its
+    agents' *active* entries (HARL's active masks: dead agents' entries weigh 0); ``layout`` [k]
+    is the group of each column. Without masks every entry of group g weighs 1 / (B |g|)."""
+    m = torch.ones(shape, device=layout.device) if active is None else active.to(torch.float32)
+    tot = torch.zeros(int(layout.max()) + 1, device=m.device).index_add_(0, layout, m.sum(0))
+    return m / tot.clamp(min=1.0)[layout]
 
 
 class OnPolicyTrainer:
@@ -76,6 +86,10 @@ class OnPolicyTrainer:
         self.plans: list[dict] = []
         self.last_rollout: Rollout | None = None
         self.cursor = EnvCursor.start(self.env, seed=cfg.seed * 100_003)  # envs run on across iterations
+        # train_return / train_win_rate: the last num_envs finished episodes (finite once one has
+        # finished, also in iterations where none does, e.g. 1000-step episodes, 200-step rollouts)
+        self.recent_returns: deque[float] = deque(maxlen=cfg.num_envs)
+        self.recent_wins: deque[float] = deque(maxlen=cfg.num_envs)
 
     # --- SharingTrainer ----------------------------------------------------------------------
     @property
@@ -114,9 +128,16 @@ class OnPolicyTrainer:
         ro, self.cursor = collect(self.env, self.actor, self.critic, self.cfg.rollout_steps, self.act_gen, self.cursor)
         return ro
 
+    def set_lr(self) -> None:
+        """``--lr-schedule linear``: lr * (1 - iteration / iterations) for actor and critic (HARL)."""
+        cfg = self.cfg
+        frac = 1.0 - self.iteration / cfg.iterations if cfg.lr_schedule == "linear" else 1.0
+        self.actor_opt.lr, self.critic_opt.lr = cfg.lr * frac, cfg.critic_lr * frac
+
     def iterate(self) -> dict[str, float]:
         """Collect one batch and update actor and critic; returns this iteration's metrics."""
         t0 = time.perf_counter()
+        self.set_lr()
         ro = self._collect()
         self.last_rollout = ro
         t1 = time.perf_counter()
@@ -126,24 +147,31 @@ class OnPolicyTrainer:
         t2 = time.perf_counter()
         self.iteration += 1
         self.frames += self.cfg.batch_frames
-        rets = ro.episode_returns
+        self.recent_returns.extend(ro.episode_returns)
+        self.recent_wins.extend(ro.episode_wins)
+        rets, wins = self.recent_returns, self.recent_wins
         metrics.update({
             "iteration": self.iteration, "frames": self.frames,
             "train_return": float(sum(rets) / len(rets)) if rets else float("nan"),
-            "episodes": len(rets), "step_reward": float(ro.reward.mean()),
+            "episodes": len(ro.episode_returns), "step_reward": float(ro.reward.mean()),
             "fps": self.cfg.batch_frames / (t2 - t0), "rollout_s": t1 - t0, "update_s": t2 - t1,
         })
-        if ro.episode_wins:
-            metrics["train_win_rate"] = sum(ro.episode_wins) / len(ro.episode_wins)
+        if wins:
+            metrics["train_win_rate"] = sum(wins) / len(wins)
         return metrics
 
     def _prepare(self, ro: Rollout) -> dict[str, Tensor]:
-        """GAE on denormalised values; flatten [T, E] into a batch of joint samples."""
+        """GAE on denormalised values; flatten [T, E] into a batch of joint samples.
+
+        Envs that report ``alive`` (SMAX) give active masks [B, N] (HARL): dead agents' entries
+        are left out of the policy losses, and with per-agent value heads out of the value loss,
+        the value-normalisation statistics and the advantage standardisation."""
         cfg = self.cfg
         reward = ro.reward if self.n_values > 1 else ro.reward.mean(-1, keepdim=True)
         adv, ret = gae(reward, self.value_norm.denormalize(ro.value), self.value_norm.denormalize(ro.next_value),
                        ro.terminated, ro.done, cfg.gamma, cfg.gae_lambda)
-        self.value_norm.update(ret)
+        head_mask = ro.alive if ro.alive is not None and self.n_values > 1 else None  # [T, E, N] per-agent heads
+        self.value_norm.update(ret, head_mask)
         t, e = ro.obs.shape[:2]
 
         def flat(x: Tensor) -> Tensor:
@@ -151,18 +179,26 @@ class OnPolicyTrainer:
 
         adv = flat(adv)
         if cfg.normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+            if head_mask is None:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+            else:
+                act = flat(head_mask)
+                mu = adv[act].mean() if bool(act.any()) else adv.mean()
+                sd = adv[act].std() if int(act.sum()) > 1 else adv.std()
+                adv = (adv - mu) / (sd + 1e-5)
         b = {"obs": flat(ro.obs), "action": flat(ro.action), "logp": flat(ro.logp), "dparams": flat(ro.dparams),
              "state": flat(ro.state), "value": flat(ro.value), "target": flat(self.value_norm.normalize(ret)),
              "adv": adv.expand(-1, self.spec.n_agents) if adv.shape[-1] == 1 else adv}
         b["avail"] = flat(ro.avail) if ro.avail is not None else None
+        b["active"] = flat(ro.alive) if ro.alive is not None else None
+        b["value_mask"] = flat(head_mask) if head_mask is not None else None
         return b
 
     @staticmethod
     def take(batch: dict[str, Tensor], idx: Tensor | None = None, agents: Tensor | None = None) -> dict[str, Tensor]:
         """Rows ``idx`` and agent columns ``agents`` of the per-agent fields of a batch."""
         out = {}
-        for k in ("obs", "action", "logp", "dparams", "adv", "avail"):
+        for k in ("obs", "action", "logp", "dparams", "adv", "avail", "active"):
             x = batch[k]
             if x is None:
                 out[k] = None
@@ -190,7 +226,12 @@ class OnPolicyTrainer:
                 if cfg.clipped_value_loss:
                     v_clip = v_old + (v - v_old).clamp(-cfg.clip, cfg.clip)
                     loss = torch.maximum(loss, self._value_err(target - v_clip))
-                loss = cfg.value_loss_coef * loss.mean()
+                mask = batch["value_mask"]
+                if mask is None:
+                    loss = cfg.value_loss_coef * loss.mean()
+                else:  # dead agents' heads out of the value loss (HARL active masks)
+                    m = mask[idx].to(loss.dtype)
+                    loss = cfg.value_loss_coef * (loss * m).sum() / m.sum().clamp(min=1.0)
                 self.critic_opt.zero_grad()
                 loss.backward()
                 self.critic_opt.step()
@@ -254,6 +295,7 @@ class OnPolicyTrainer:
             "value_norm": self.value_norm.state_dict(),
             "act_gen": self.act_gen.get_state(), "upd_gen": self.upd_gen.get_state(),
             "env": env_state(self.env), "cursor": self.cursor.state_dict(),
+            "recent_returns": list(self.recent_returns), "recent_wins": list(self.recent_wins),
         }
 
     def load_state_dict(self, sd: dict) -> None:
@@ -272,3 +314,5 @@ class OnPolicyTrainer:
         if "env" in sd:  # the running envs mid-episode (checkpoints since 0.2.0); older ones restart episodes
             load_env_state(self.env, sd["env"])
             self.cursor = EnvCursor.from_state_dict(sd["cursor"], self.device)
+            self.recent_returns.extend(sd["recent_returns"])
+            self.recent_wins.extend(sd["recent_wins"])

@@ -85,3 +85,11 @@ def test_resume_mid_episode_continues_with_the_same_numbers(tmp_path):
         for k in set(x) - drop:
             assert x[k] == y[k] or (isinstance(x[k], float) and math.isnan(x[k]) and math.isnan(y[k])), k
     assert any(math.isfinite(r["train_return"]) for r in ra)
+
+
+def test_train_return_is_finite_from_the_first_finished_episode_on():
+    cfg = TrainConfig(**{**LONG, "frames": 3 * 8 * 8})
+    tr = make_trainer(cfg, fake_factory(max_steps=30))
+    rets = [tr.iterate()["train_return"] for _ in range(cfg.iterations)]
+    first = next(i for i, r in enumerate(rets) if math.isfinite(r))
+    assert first <= 3 and all(math.isfinite(r) for r in rets[first:])  # episodes end every 30 steps, rollouts are 8
