@@ -18,7 +18,10 @@ previous agents (OMDPG Eq. 3), and training can oscillate or stall. Offered mode
   whose policy is the product of its members' policies. The group's agents are updated
   together (mean of their clipped surrogates) and M is multiplied by the product of their
   ratios. Exact HAPPO over meta-agents: no drift; NPS gives HARL's HAPPO, FPS gives MAPPO.
-- ``fpb``: OMDPG's fixed pre-update baseline. Units are agents; the denominators of all ratios
+- ``fpb``: OMDPG's fixed pre-update baseline. Units are agents, each with its full ``ppo_epochs``
+  x ``num_minibatches`` steps (App. C.4 per agent), so a group of n_g agents' network takes n_g
+  times as many Adam steps per iteration as under ``group`` (FPS on pms_15a_3c: 75 vs 5; the
+  ``actor_steps`` metric logs the count). The denominators of all ratios
   are the pre-update policies fixed before optimisation (the rollout's log-probs), and at each
   turn M is recomputed from the *current* policies of all previously updated agents, so it
   is accurate even though shared parameters moved. Biased still: an agent's policy may already
@@ -110,5 +113,5 @@ class HAPPOTrainer(OnPolicyTrainer):
         s = (stats / steps).tolist()
         f = torch.stack(fstats)
         out = dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s))
-        out.update(factor_mean=float(f[:, 0].mean()), factor_max=float(f[:, 1].max()))
+        out.update(factor_mean=float(f[:, 0].mean()), factor_max=float(f[:, 1].max()), actor_steps=steps)
         return out

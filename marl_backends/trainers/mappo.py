@@ -39,4 +39,4 @@ class MAPPOTrainer(OnPolicyTrainer):
                                           ((ratio - 1).abs() > cfg.clip).float().mean(), norms.max()])
                 steps += 1
         s = (stats / steps).tolist()
-        return dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s))
+        return {**dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s)), "actor_steps": steps}
