@@ -311,8 +311,9 @@ class OnPolicyTrainer:
         self.act_gen.set_state(sd["act_gen"])
         self.upd_gen.set_state(sd["upd_gen"])
         self.iteration, self.frames, self.plans = sd["iteration"], sd["frames"], list(sd["plans"])
-        if "env" in sd:  # the running envs mid-episode (checkpoints since 0.2.0); older ones restart episodes
+        # the running envs mid-episode (checkpoints since 0.2.0; older ones, or a different --num-envs, restart episodes)
+        if "env" in sd and sd["cursor"]["ep_ret"].shape[0] == self.env.num_envs:
             load_env_state(self.env, sd["env"])
             self.cursor = EnvCursor.from_state_dict(sd["cursor"], self.device)
-            self.recent_returns.extend(sd["recent_returns"])
-            self.recent_wins.extend(sd["recent_wins"])
+        self.recent_returns.extend(sd.get("recent_returns", []))
+        self.recent_wins.extend(sd.get("recent_wins", []))
