@@ -135,13 +135,16 @@ def plot(out: Path) -> None:
         panels.setdefault(d["env"], {}).setdefault(LABELS.get(variant, variant), []).append(
             ([e["env_steps"] for e in ev], [e["eval_return"] for e in ev]))
     reward_bands(panels, out / "eval_return_bands", smooth=1, ylabel="deterministic eval return (5 episodes)")
-    lines = ["| env | variant | seeds | final eval, mean +/- sd | per seed |", "|---|---|---:|---:|---|"]
+    def ms(xs: list[float]) -> str:
+        mu = sum(xs) / len(xs)
+        return f"{mu:.1f} +/- {(sum((x - mu) ** 2 for x in xs) / len(xs)) ** 0.5:.1f}"
+
+    lines = ["| env | variant | seeds | final eval, mean +/- sd | per seed | mean of the last 4 evals, mean +/- sd |",
+             "|---|---|---:|---:|---|---:|"]
     for env, by in panels.items():
         for label, runs in by.items():
-            fin = [r[-1] for _, r in runs]
-            mu = sum(fin) / len(fin)
-            sd = (sum((x - mu) ** 2 for x in fin) / len(fin)) ** 0.5
-            lines.append(f"| {env} | {label} | {len(fin)} | {mu:.1f} +/- {sd:.1f} | {', '.join(f'{x:.1f}' for x in fin)} |")
+            fin, last4 = [r[-1] for _, r in runs], [sum(r[-4:]) / len(r[-4:]) for _, r in runs]
+            lines.append(f"| {env} | {label} | {len(fin)} | {ms(fin)} | {', '.join(f'{x:.1f}' for x in fin)} | {ms(last4)} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
