@@ -119,7 +119,7 @@ def main() -> None:
           f"{tr.n_updates} updates; train wall {per100k:.0f} s per 100k env steps -> {out}")
 
 
-LABELS = {"omdpg": "OMDPG (online PU anchor)", "omdpg_eq12": "OMDPG, Eq. 12 as printed", "matd3": "MATD3"}
+LABELS = {"matd3": "MATD3", "omdpg": "OMDPG (online PU anchor)", "omdpg_eq12": "OMDPG, Eq. 12 as printed"}
 
 
 def plot(out: Path) -> None:
@@ -132,7 +132,7 @@ def plot(out: Path) -> None:
         d = json.loads(f.read_text())
         variant = f.parent.name[len(d["env"]) + 1:].rsplit("_seed", 1)[0]
         ev = d["evals"]
-        panels.setdefault(d["env"], {}).setdefault(LABELS.get(variant, variant), []).append(
+        panels.setdefault(d["env"], {v: [] for v in LABELS.values()}).setdefault(LABELS.get(variant, variant), []).append(
             ([e["env_steps"] for e in ev], [e["eval_return"] for e in ev]))
     reward_bands(panels, out / "eval_return_bands", smooth=1, ylabel="deterministic eval return (5 episodes)")
     def ms(xs: list[float]) -> str:
@@ -143,6 +143,8 @@ def plot(out: Path) -> None:
              "|---|---|---:|---:|---|---:|"]
     for env, by in panels.items():
         for label, runs in by.items():
+            if not runs:
+                continue
             fin, last4 = [r[-1] for _, r in runs], [sum(r[-4:]) / len(r[-4:]) for _, r in runs]
             lines.append(f"| {env} | {label} | {len(fin)} | {ms(fin)} | {', '.join(f'{x:.1f}' for x in fin)} | {ms(last4)} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")

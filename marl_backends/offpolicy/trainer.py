@@ -41,12 +41,12 @@ from torch import Tensor
 from hetero.plan import RegroupPlan
 from hetero.samples import SamplePool
 from marl_backends.envs.base import Observation, VecMultiAgentEnv
+from marl_backends.envs.state import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.nets import GroupedAdam, Sharing, check_layout
 from marl_backends.nets import apply_plan as regroup
 from marl_backends.offpolicy.buffer import ReplayBuffer
 from marl_backends.offpolicy.config import OffPolicyConfig
 from marl_backends.offpolicy.discrete import explore_index, greedy_onehot, onehot, straight_through, uniform_available
-from marl_backends.envs.state import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.offpolicy.nets import CriticEnsemble, grouped_actor, polyak
 from marl_backends.offpolicy.omq import ood_joint_actions, omq_actor_loss, omq_joint_actions, pu_target
 
