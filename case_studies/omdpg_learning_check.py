@@ -6,11 +6,13 @@ policy delay 2) and OMDPG Tables 3-4 (C_k = 5, lambda_PU = 0.1). Groups: hind / 
 (the paper's ParPS layout; for 2x3 each leg is one agent). Falls back to VMAS spread_v4
 (continuous) when the MaMuJoCo extra is absent.
 
-Writes ``runs/omdpg_learning_check/<env>_seed<k>/{config.json,metrics.csv,summary.json}`` and
-prints: the random policy's return, OMDPG's deterministic evaluation return, and the wall time
-per 100k env steps.
+Writes ``<out>/<env>_<algo><tag>_seed<k>/{config.json,metrics.csv,summary.json}`` and prints:
+the random policy's return, the deterministic evaluation return every ``--eval-every`` steps, and
+the wall time per 100k env steps. ``--pu-anchor target`` is Eq. 12 as printed (tag ``_eq12``),
+``--omq-prefix buffer`` the replay-buffer prefix actions (tag ``_bufprefix``).
 
     python case_studies/omdpg_learning_check.py [--steps 40000] [--env mamujoco_halfcheetah_2x3] [--seed 0]
+    python case_studies/omdpg_learning_check.py --plot OUT   # mean +/- sd eval curves of every run in OUT
 """
 from __future__ import annotations
 
@@ -56,21 +58,30 @@ def main() -> None:
     ap.add_argument("--omq-min", default="terms", choices=["terms", "difference"],
                     help="where Eq. 15 takes the min over critics (see marl_backends/offpolicy/omq.py)")
     ap.add_argument("--pu-prefix-min", type=int, default=1, choices=[0, 1], help="see OffPolicyConfig.pu_prefix_min")
+    ap.add_argument("--pu-anchor", default="online", choices=["online", "target"], help="see OffPolicyConfig.pu_anchor")
+    ap.add_argument("--omq-prefix", default="policy", choices=["policy", "buffer"], help="see OffPolicyConfig.omq_prefix")
+    ap.add_argument("--plot", default="", metavar="OUT", help="only plot the runs under OUT (mean +/- sd over seeds)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/omdpg_learning_check")
     a = ap.parse_args()
+    if a.plot:
+        plot(Path(a.plot))
+        return
     torch.set_num_threads(a.threads)
     mj = a.env.startswith("mamujoco")
     max_steps = 1000 if mj else 50
     cfg = ABLATION[a.algo](batch_size=a.batch, seed=a.seed, warmup_steps=5000 if mj else 2000,
                            n_step=10 if mj else 3, train_interval=50 if mj else 10, omq_min=a.omq_min,
-                           pu_prefix_min=a.pu_prefix_min)
+                           pu_prefix_min=a.pu_prefix_min, pu_anchor=a.pu_anchor, omq_prefix=a.omq_prefix)
     env = make_env(a.env, num_envs=a.num_envs, seed=a.seed, continuous=True, max_steps=max_steps)
     eval_env = make_env(a.env, num_envs=5, seed=a.seed + 1000, continuous=True, max_steps=max_steps)
     layout = env.spec.groups or tuple(range(env.spec.n_agents))
     tr = OffPolicyTrainer(env, cfg, layout)
-    tag = "" if a.omq_min == "terms" or a.algo not in ("omdpg", "matd3-omq") else f"_omq-{a.omq_min}"
+    omq = a.algo in ("omdpg", "matd3-omq")
+    tag = "" if a.omq_min == "terms" or not omq else f"_omq-{a.omq_min}"
+    tag += "_eq12" if a.pu_anchor == "target" and cfg.pu_coef > 0 else ""
+    tag += "_bufprefix" if a.omq_prefix == "buffer" and omq else ""
     out = Path(a.out) / f"{a.env}_{a.algo}{tag}_seed{a.seed}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"args": vars(a), "config": dataclasses.asdict(cfg), "layout": layout}, indent=1))
@@ -106,6 +117,38 @@ def main() -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"final eval return {evals[-1]['eval_return']:.1f} vs random {rnd:.1f}; "
           f"{tr.n_updates} updates; train wall {per100k:.0f} s per 100k env steps -> {out}")
+
+
+LABELS = {"matd3": "MATD3", "omdpg": "OMDPG (online PU anchor)", "omdpg_eq12": "OMDPG, Eq. 12 as printed"}
+
+
+def plot(out: Path) -> None:
+    """Mean +/- sd over seeds of the deterministic eval return, one panel per env (reward_bands),
+    and a table of the final evals (``summary.md``)."""
+    from hetero.plotting import reward_bands
+
+    panels: dict[str, dict[str, list]] = {}
+    for f in sorted(out.glob("*_seed*/summary.json")):
+        d = json.loads(f.read_text())
+        variant = f.parent.name[len(d["env"]) + 1:].rsplit("_seed", 1)[0]
+        ev = d["evals"]
+        panels.setdefault(d["env"], {v: [] for v in LABELS.values()}).setdefault(LABELS.get(variant, variant), []).append(
+            ([e["env_steps"] for e in ev], [e["eval_return"] for e in ev]))
+    reward_bands(panels, out / "eval_return_bands", smooth=1, ylabel="deterministic eval return (5 episodes)")
+    def ms(xs: list[float]) -> str:
+        mu = sum(xs) / len(xs)
+        return f"{mu:.1f} +/- {(sum((x - mu) ** 2 for x in xs) / len(xs)) ** 0.5:.1f}"
+
+    lines = ["| env | variant | seeds | final eval, mean +/- sd | per seed | mean of the last 4 evals, mean +/- sd |",
+             "|---|---|---:|---:|---|---:|"]
+    for env, by in panels.items():
+        for label, runs in by.items():
+            if not runs:
+                continue
+            fin, last4 = [r[-1] for _, r in runs], [sum(r[-4:]) / len(r[-4:]) for _, r in runs]
+            lines.append(f"| {env} | {label} | {len(fin)} | {ms(fin)} | {', '.join(f'{x:.1f}' for x in fin)} | {ms(last4)} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

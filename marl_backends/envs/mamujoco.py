@@ -188,7 +188,7 @@ class MaMuJoCoEnv:
             obs=self._stack(out),
         )
 
-    # ---- exact resume (used by the off-policy checkpoints, marl_backends/offpolicy/envstate.py) ----
+    # ---- exact resume (used by the on- and off-policy checkpoints, marl_backends/envs/state.py) ----
     @staticmethod
     def _wrappers(env) -> list:
         chain, w = [], env.single_agent_env

@@ -66,11 +66,12 @@ __all__ = ["HETDPS_DEFAULTS", "OFFPOLICY_ALGOS", "RUN_DEFAULTS", "add_offpolicy_
            "is_offpolicy_run", "offpolicy_flags", "prepare_offpolicy", "resolve_hetdps", "run_offpolicy_train", "train_loop"]
 
 # TrainConfig flag -> OffPolicyConfig field
-_SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device"}
+_SHARED = {"lr": "actor_lr", "critic_lr": "critic_lr", "gamma": "gamma", "hidden": "hidden", "seed": "seed", "device": "device",
+           "lr_schedule": "lr_schedule"}
 _RUN = ("env", "algo", "sharing", "frames", "num_envs", "continuous", "eval_interval", "eval_episodes",
         "checkpoint_interval", "out_dir", "run_name", "threads", "progress", "tensorboard", "log_interval", "wandb",
         "wandb_project")
-_OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device")
+_OWN_SKIP = ("algo", "env", "actor_lr", "critic_lr", "gamma", "hidden", "seed", "device", "lr_schedule")
 _CHOICES = {"target": ("own", "min"), "pu_batch": ("shared", "own"), "actor_loss": ("omq", "joint"),
             "omq_min": ("terms", "difference")}
 
@@ -213,6 +214,7 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
         hetdps.attach_log(run_dir)  # drops rounds logged after the checkpoint a resumed run starts from
     per_it = trainer.cfg.train_interval * trainer.env.num_envs
     total = -(-run["frames"] // per_it)
+    trainer.total_steps = total * per_it  # horizon of --lr-schedule linear
     report = RunReport(f"{run['algo']} {run['sharing']} {run['env']}", total, per_it, iteration, trainer.env_steps,
                        run["progress"], run["log_interval"])
     t0 = time.perf_counter()

@@ -26,6 +26,11 @@ class OffPolicyConfig:
             min over all target critics (TD3's clipped double Q).
         pu_coef: lambda_PU of Eq. 14; 0 turns the pessimistic-uncertainty loss off.
         beta: weight of the ensemble std in the PU target (Eq. 12). The paper does not state it.
+        pu_anchor: what the PU target y^PU = Q_anchor(s, a_ood) - beta * U anchors Q at the OOD
+            joint actions to: "online" (default) = the critic itself, detached (stopgrad(Q_c), as
+            in PBRL), so the PU loss only pushes Q down by beta * U; "target" = the target critic
+            Q^tgt_c, Eq. 12 as printed, which also pulls Q towards the slow target network (~100x
+            the pessimism on spread_v4 and an optimistic critic; see the off-policy README).
         pu_batch: "shared" = the PU loss (Eqs. 12-13) of every critic uses the OOD joint actions
             of one shared minibatch, so the ensemble std (Eq. 8) is one forward pass (C x B
             rows); "own" = each critic's own minibatch, which needs every critic on every
@@ -39,6 +44,9 @@ class OffPolicyConfig:
             (default; the baseline carries no gradient), "difference" = min_c (Q_c(a_i) - Q_c(0))
             as typeset, which makes the zero action an attractor when critics disagree (see
             ``omq.omq_actor_loss``).
+        omq_prefix: the actions a_{1:i-1} of the agents before i in the OMQ actor loss (Eq. 15,
+            "a ~ pi"): "policy" (default) = the current policies' greedy actions mu_j(o_j), as
+            HATD3; "buffer" = the replay buffer's actions (warm-up noise included).
         shuffle_order: draw a random agent order per update (HARL's sequential scheme); False =
             agent index order 1..n as written in the paper.
         gamma: discount factor.
@@ -55,6 +63,9 @@ class OffPolicyConfig:
         policy_noise: std of the target policy smoothing noise (the truncated Gaussian epsilon of Eq. 9);
             continuous actions only (discrete target actions are the one-hot argmax, unsmoothed).
         noise_clip: the smoothing noise is clipped to [-noise_clip, noise_clip].
+        lr_schedule: constant | linear: linear decays both learning rates to 0 over the run's
+            env steps (HARL use_linear_lr_decay); the horizon is the ``total_steps`` given to
+            ``OffPolicyTrainer.train`` (the CLI: --frames).
         policy_delay: critic updates per actor / target update.
         discrete_tau: discrete actions only: temperature of the straight-through softmax whose
             gradient the one-hot argmax action carries in the actor loss (onehot + p - p.detach(),
@@ -76,9 +87,11 @@ class OffPolicyConfig:
     pu_coef: float = 0.1
     beta: float = 0.1
     pu_batch: Literal["shared", "own"] = "shared"
+    pu_anchor: str = "online"
     pu_prefix_min: int = 1
     actor_loss: Literal["omq", "joint"] = "omq"
     omq_min: Literal["terms", "difference"] = "terms"
+    omq_prefix: str = "policy"
     shuffle_order: bool = True
     gamma: float = 0.99
     n_step: int = 10
@@ -91,6 +104,7 @@ class OffPolicyConfig:
     expl_noise: float = 0.1
     policy_noise: float = 0.2
     noise_clip: float = 0.5
+    lr_schedule: str = "constant"
     policy_delay: int = 2
     discrete_tau: float = 1.0
     warmup_steps: int = 10_000
@@ -107,6 +121,13 @@ class OffPolicyConfig:
             raise ValueError(f"target={self.target!r}; choose 'own' (Eq. 9) or 'min' (clipped double Q).")
         if self.pu_batch not in ("shared", "own"):
             raise ValueError(f"pu_batch={self.pu_batch!r}; choose 'shared' or 'own'.")
+        if self.pu_anchor not in ("online", "target"):
+            raise ValueError(f"pu_anchor={self.pu_anchor!r}; choose 'online' (detached online critic, default) "
+                             "or 'target' (Eq. 12 as printed).")
+        if self.omq_prefix not in ("policy", "buffer"):
+            raise ValueError(f"omq_prefix={self.omq_prefix!r}; choose 'policy' (current policies, HATD3) or 'buffer'.")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}; choose 'constant' or 'linear'.")
         if self.pu_prefix_min not in (0, 1):
             raise ValueError(f"pu_prefix_min={self.pu_prefix_min}; choose 1 (Eq. 12) or 0 (also the all-greedy action).")
         if self.omq_min not in ("terms", "difference"):

@@ -45,14 +45,17 @@ def ood_joint_actions(buffer_a: Tensor, greedy_a: Tensor, rank: Tensor, prefix: 
     return torch.where(keep[..., None], buffer_a, greedy_a)
 
 
-def pu_target(q_target: Tensor, q_ensemble: Tensor, beta: float) -> Tensor:
-    """Pessimistic-uncertainty target, Eq. 12: y_c = Q^tgt_c - beta * U, U = Std_c(Q^c) (Eq. 8).
+def pu_target(q_anchor: Tensor, q_ensemble: Tensor, beta: float) -> Tensor:
+    """Pessimistic-uncertainty target y_c = Q_anchor_c - beta * U, U = Std_c(Q^c) (Eqs. 8, 12).
 
-    q_target: [C, ...] target critics at the OOD joint action; q_ensemble: [C, ...] the online
+    q_anchor: [C, ...] critic c's anchor value at the OOD joint action: the target critic
+    Q^tgt_c (Eq. 12 as printed, ``pu_anchor="target"``) or the online critic Q_c itself
+    (``pu_anchor="online"``, PBRL's OOD target: detached here, so the PU loss's gradient is
+    2 * beta * U * dQ_c, a pure push down by the uncertainty); q_ensemble: [C, ...] the online
     ensemble there (the population std over critics, 1/C_k as in Eq. 8). Returns [C, ...], no grad.
     """
     u = q_ensemble.detach().std(0, unbiased=False)
-    return (q_target - beta * u).detach()
+    return (q_anchor - beta * u).detach()
 
 
 def omq_actor_loss(q_with: Tensor, q_without: Tensor, reduce: str = "terms") -> Tensor:

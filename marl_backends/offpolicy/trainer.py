@@ -5,10 +5,14 @@ Per update (``update``):
 2. True target y_c = R^(n) + gamma^m Q^tgt(s', mu^tgt(o') + eps) (Eq. 9, own or min target);
    loss (Q_c(s, a) - y_c)^2 (Eq. 10).
 3. PU (if lambda_PU > 0): OOD joint actions (a_{1:k}, a^g_{k+1:n}) with k ~ U{pu_prefix_min..n-1} per sample
-   (a^g = current greedy policy, Eq. 11); y^PU_c = Q^tgt_c - beta * Std_c(Q_c) (Eqs. 8, 12);
+   (a^g = current greedy policy, Eq. 11); y^PU_c = stopgrad(Q_c) - beta * Std_c(Q_c) (PBRL's
+   anchor, default) or Q^tgt_c - beta * Std_c(Q_c) (Eq. 12 as printed, ``pu_anchor="target"``);
    loss (Q_c - y^PU_c)^2 (Eq. 13); critic loss = true + lambda_PU * PU (Eq. 14).
 4. Every ``policy_delay`` updates: actor loss (OMQ Eq. 15, all N agents' joint actions in one
-   critic call, min over critics per ``cfg.omq_min``; or MATD3's joint -Q_1), then polyak targets.
+   critic call, a_{1:i-1} from the current policies or the buffer per ``cfg.omq_prefix``, min
+   over critics per ``cfg.omq_min``; or MATD3's joint -Q_1), each agent's gradient scaled by
+   1/|group| so a group's gradient is its members' mean (regrouping keeps Adam's scale); then
+   polyak targets.
 
 Actors are grouped (CCGA): agents in a group share parameters; ``apply_plan`` regroups them
 (SharingTrainer).
@@ -37,14 +41,25 @@ from torch import Tensor
 from hetero.plan import RegroupPlan
 from hetero.samples import SamplePool
 from marl_backends.envs.base import Observation, VecMultiAgentEnv
+from marl_backends.envs.state import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.nets import GroupedAdam, Sharing, check_layout
 from marl_backends.nets import apply_plan as regroup
 from marl_backends.offpolicy.buffer import ReplayBuffer
 from marl_backends.offpolicy.config import OffPolicyConfig
 from marl_backends.offpolicy.discrete import explore_index, greedy_onehot, onehot, straight_through, uniform_available
-from marl_backends.offpolicy.envstate import env_state, global_rng_state, load_env_state, set_global_rng_state
 from marl_backends.offpolicy.nets import CriticEnsemble, grouped_actor, polyak
 from marl_backends.offpolicy.omq import ood_joint_actions, omq_actor_loss, omq_joint_actions, pu_target
+
+
+def group_mean_grad(live: Tensor, layout: Tensor) -> Tensor:
+    """``live`` [B, N, A] unchanged in value, its gradient to agent i scaled by 1/|group(i)|.
+
+    Agents of a group share parameters, so the group's gradient is the sum of its members';
+    scaled, it is their mean (as the on-policy losses are per group), and a split or merge keeps
+    the gradient scale the regrouped Adam moments were built on."""
+    w = (1.0 / torch.bincount(layout).to(live.dtype))[layout][:, None]  # [N, 1]
+    d = live.detach()
+    return d + w * (live - d)
 
 
 class OffPolicyTrainer:
@@ -80,6 +95,7 @@ class OffPolicyTrainer:
         self.episode_wins: deque[float] = deque(maxlen=100)  # 1.0 / 0.0 per finished episode (info["won"])
         self.reports_wins = False  # the env reports info["won"]
         self.env_steps, self.n_updates = 0, 0
+        self.total_steps = 0  # the run's length in env steps, for lr_schedule=linear (set by train / the CLI)
         self.metrics: dict[str, float] = {}
         self.hetdps = None  # the HetDPS controller of a --sharing hetdps run (set by offpolicy.build.build)
 
@@ -224,7 +240,8 @@ class OffPolicyTrainer:
             q_ood = self.critic(state, a_ood)  # [C, B]: critic c on its OOD minibatch
             with torch.no_grad():  # Eq. 8: std over all critics at the same OOD joint actions
                 q_ens = q_ood.unsqueeze(1) if cfg.pu_batch == "shared" else self.critic.cross(state, a_ood)
-                y_pu = pu_target(self.critic_tgt(state, a_ood), q_ens, cfg.beta)  # Eq. 12
+                anchor = q_ood if cfg.pu_anchor == "online" else self.critic_tgt(state, a_ood)  # PBRL | Eq. 12
+                y_pu = pu_target(anchor, q_ens, cfg.beta)
             loss_pu = F.mse_loss(q_ood, y_pu, reduction="none").mean(1).sum()  # Eq. 13
             loss = loss + cfg.pu_coef * loss_pu  # Eq. 14
             m.update(loss_pu=loss_pu.item() / cfg.n_critics, pu_std=q_ens.std(0, unbiased=False).mean().item())
@@ -246,10 +263,12 @@ class OffPolicyTrainer:
         live = self.actor(self._actor_obs(obs))  # [B, N, A]
         if self.discrete:  # one-hot argmax forward, softmax gradient
             live = straight_through(live, avail, self.cfg.discrete_tau)
+        live = group_mean_grad(live, self.actor.layout)
         if self.cfg.actor_loss == "joint":  # MATD3: -Q_1(s, mu_1(o_1), ..., mu_n(o_n))
             loss = -self.critic(state[None], live[None])[0].mean()
         else:  # OMQ, Eq. 15: all 2N joint actions of all agents in one critic call
-            with_i, without_i = omq_joint_actions(action, live, live.detach(), rank)  # [B, N(i), N, A]
+            prefix = live.detach() if self.cfg.omq_prefix == "policy" else action  # a_{1:i-1} ~ pi (HATD3) | buffer
+            with_i, without_i = omq_joint_actions(prefix, live, live.detach(), rank)  # [B, N(i), N, A]
             bsz, n = live.shape[:2]
             st = state[:, None].expand(bsz, n, state.shape[-1]).reshape(1, bsz * n, -1)
             q_with = self.critic(st, with_i.reshape(1, bsz * n, n, -1)).view(-1, bsz, n)
@@ -262,9 +281,24 @@ class OffPolicyTrainer:
         self.critic.requires_grad_(True)
         return loss.item()
 
+    def set_lr(self) -> None:
+        """``lr_schedule=linear``: both learning rates times 1 - env_steps / ``total_steps`` (HARL's
+        linear decay; ``total_steps`` is the horizon given to :meth:`train` or set by the CLI)."""
+        cfg = self.cfg
+        if cfg.lr_schedule != "linear":
+            return
+        if not self.total_steps:
+            raise ValueError("lr_schedule='linear' needs the run's length: set trainer.total_steps (train() and "
+                             "the CLI's --frames do) before iterating.")
+        frac = max(0.0, 1.0 - self.env_steps / self.total_steps)
+        self.actor_opt.lr = cfg.actor_lr * frac
+        for g in self.critic_opt.param_groups:
+            g["lr"] = cfg.critic_lr * frac
+
     def iterate(self) -> dict[str, float]:
         """One training iteration: ``train_interval`` env steps, then the burst of updates."""
         cfg = self.cfg
+        self.set_lr()
         self.collect(cfg.train_interval)
         if self.env_steps >= cfg.warmup_steps and len(self.buffer) >= cfg.batch_size:
             for _ in range(max(1, round(cfg.train_interval * cfg.updates_per_step))):
@@ -279,6 +313,7 @@ class OffPolicyTrainer:
         from tqdm import tqdm
 
         rows, t0 = [], time.perf_counter()
+        self.total_steps = total_steps
         bar = tqdm(total=total_steps, disable=not progress, desc=self.cfg.algo)
         while self.env_steps < total_steps:
             before = self.env_steps

@@ -40,7 +40,7 @@ class TrainConfig:
         seed: seed for networks, sampling and env resets (same seed, same numbers on CPU).
         frames: total env steps to train for (summed over parallel envs).
         num_envs: parallel envs per rollout (HARL n_rollout_threads).
-        rollout_steps: steps per env per iteration; the batch is num_envs * rollout_steps (HARL MPE: 4000 = 20 x 200). Every iteration starts from fresh env resets.
+        rollout_steps: steps per env per iteration; the batch is num_envs * rollout_steps (HARL MPE: 4000 = 20 x 200). The envs run on across iterations (a rollout continues where the last one stopped), so episodes longer than a rollout are seen whole.
         continuous: continuous actions instead of discrete ones (VMAS envs).
         hidden: hidden layer sizes of actor and critic, comma-separated.
         activation: hidden activation (relu | tanh | elu | gelu).
@@ -48,6 +48,7 @@ class TrainConfig:
         layer_norm: LayerNorm after every hidden layer.
         lr: actor learning rate.
         critic_lr: critic learning rate.
+        lr_schedule: constant | linear: linear decays actor and critic learning rates to 0 over the run's iterations (HARL use_linear_lr_decay; the horizon is --frames).
         adam_eps: Adam epsilon.
         ppo_epochs: passes over the batch per actor update (HAMDPO: SGD passes on the mirror-descent objective).
         num_minibatches: actor minibatches per pass.
@@ -111,6 +112,7 @@ class TrainConfig:
     layer_norm: bool = True
     lr: float = 5e-4
     critic_lr: float = 5e-4
+    lr_schedule: str = "constant"
     adam_eps: float = 1e-5
     ppo_epochs: int = 5
     num_minibatches: int = 1
@@ -151,6 +153,8 @@ class TrainConfig:
             raise ValueError(f"unknown --algo {self.algo!r}; expected one of {', '.join(ALGOS)}.")
         if self.reward not in ("auto", "agent", "team"):
             raise ValueError(f"unknown --reward {self.reward!r}; expected auto | agent | team.")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"unknown --lr-schedule {self.lr_schedule!r}; expected constant | linear.")
         if self.happo_shared not in ("group", "fpb", "naive"):
             raise ValueError(f"unknown --happo-shared {self.happo_shared!r}; expected group | fpb | naive.")
         for name in ("num_envs", "rollout_steps", "ppo_epochs", "num_minibatches", "critic_epochs",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from marl_backends.nets.policy import kl_new_old
-from marl_backends.trainers.happo import HAPPOTrainer
+from marl_backends.trainers.happo import HAPPOTrainer, active_mean
 
 
 class HAMDPOTrainer(HAPPOTrainer):
@@ -29,6 +29,7 @@ class HAMDPOTrainer(HAPPOTrainer):
         t_k = max(1.0 - self.frames / cfg.frames, 0.1)
         return cfg.mdpo_kl_coef / t_k
 
-    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor) -> Tensor:
+    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor,
+                  active: Tensor | None = None) -> Tensor:
         kl = kl_new_old(dparams, old_dparams, self.spec.discrete)
-        return -((ratio * madv).mean() - self.kl_coef() * kl.mean() + self.cfg.entropy_coef * ent.mean())
+        return -active_mean(ratio * madv - self.kl_coef() * kl + self.cfg.entropy_coef * ent, active)

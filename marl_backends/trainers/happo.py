@@ -18,7 +18,10 @@ previous agents (OMDPG Eq. 3), and training can oscillate or stall. Offered mode
   whose policy is the product of its members' policies. The group's agents are updated
   together (mean of their clipped surrogates) and M is multiplied by the product of their
   ratios. Exact HAPPO over meta-agents: no drift; NPS gives HARL's HAPPO, FPS gives MAPPO.
-- ``fpb``: OMDPG's fixed pre-update baseline. Units are agents; the denominators of all ratios
+- ``fpb``: OMDPG's fixed pre-update baseline. Units are agents, each with its full ``ppo_epochs``
+  x ``num_minibatches`` steps (App. C.4 per agent), so a group of n_g agents' network takes n_g
+  times as many Adam steps per iteration as under ``group`` (FPS on pms_15a_3c: 75 vs 5; the
+  ``actor_steps`` metric logs the count). The denominators of all ratios
   are the pre-update policies fixed before optimisation (the rollout's log-probs), and at each
   turn M is recomputed from the *current* policies of all previously updated agents, so it
   is accurate even though shared parameters moved. Biased still: an agent's policy may already
@@ -36,6 +39,14 @@ import torch
 from torch import Tensor
 
 from marl_backends.trainers.onpolicy import OnPolicyTrainer, minibatches
+
+
+def active_mean(x: Tensor, active: Tensor | None) -> Tensor:
+    """Mean of ``x`` over the entries where ``active`` (same shape, bool) is set; all without it."""
+    if active is None:
+        return x.mean()
+    m = active.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1.0)
 
 
 class HAPPOTrainer(OnPolicyTrainer):
@@ -60,10 +71,12 @@ class HAPPOTrainer(OnPolicyTrainer):
         logp, _, _ = self.actor.evaluate(sub["obs"], sub["action"], sub["avail"], agents=agents)
         return (logp - sub["logp"]).sum(-1, keepdim=True).exp()
 
-    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor) -> Tensor:
-        """HAPPO Eq. 11: -E[min(r M A, clip(r) M A)] - entropy bonus (mean over the unit's agents)."""
+    def unit_loss(self, ratio: Tensor, madv: Tensor, ent: Tensor, dparams: Tensor, old_dparams: Tensor,
+                  active: Tensor | None = None) -> Tensor:
+        """HAPPO Eq. 11: -E[min(r M A, clip(r) M A)] - entropy bonus (mean over the unit's agents'
+        active entries: dead agents weigh 0, HARL's active masks)."""
         surr = self.clipped_surrogate(ratio, madv, self.cfg.clip)
-        return -(surr.mean() + self.cfg.entropy_coef * ent.mean())
+        return -active_mean(surr + self.cfg.entropy_coef * ent, active)
 
     def update_actor(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
@@ -87,7 +100,7 @@ class HAPPOTrainer(OnPolicyTrainer):
                     logp, ent, dp = self.actor.evaluate(mb["obs"], mb["action"], mb["avail"], agents=agents)
                     log_ratio = logp - mb["logp"]
                     ratio = log_ratio.exp()
-                    loss = self.unit_loss(ratio, factor[idx] * mb["adv"], ent, dp, mb["dparams"])
+                    loss = self.unit_loss(ratio, factor[idx] * mb["adv"], ent, dp, mb["dparams"], mb["active"])
                     self.actor_opt.zero_grad()
                     loss.backward()
                     norms = self.actor_opt.step(groups)
@@ -100,5 +113,5 @@ class HAPPOTrainer(OnPolicyTrainer):
         s = (stats / steps).tolist()
         f = torch.stack(fstats)
         out = dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s))
-        out.update(factor_mean=float(f[:, 0].mean()), factor_max=float(f[:, 1].max()))
+        out.update(factor_mean=float(f[:, 0].mean()), factor_max=float(f[:, 1].max()), actor_steps=steps)
         return out

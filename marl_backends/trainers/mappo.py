@@ -4,19 +4,13 @@ Every agent's clipped surrogate (HARL Eq. 11 with M = A, i.e. no sequential fact
 in one batched forward over [B, N]. A group's loss is the mean over its agents, so each group's
 gradient is what a stand-alone network trained on its agents' data would get: FPS is the usual
 parameter-shared MAPPO (mean over all agents), NPS is N independent PPO learners sharing a
-centralised critic.
+centralised critic. Dead agents' entries (active masks, envs reporting ``alive``) weigh 0.
 """
 from __future__ import annotations
 
 import torch
 
-from marl_backends.trainers.onpolicy import OnPolicyTrainer, minibatches
-
-
-def agent_weights(layout: torch.Tensor) -> torch.Tensor:
-    """1 / |group(i)| for each agent, [N]."""
-    sizes = torch.bincount(layout).float()
-    return 1.0 / sizes[layout]
+from marl_backends.trainers.onpolicy import OnPolicyTrainer, group_mean_weights, minibatches
 
 
 class MAPPOTrainer(OnPolicyTrainer):
@@ -24,7 +18,7 @@ class MAPPOTrainer(OnPolicyTrainer):
 
     def update_actor(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
-        w = agent_weights(self.actor.layout)
+        layout = self.actor.layout
         n = batch["obs"].shape[0]
         stats = torch.zeros(5, device=batch["obs"].device)
         steps = 0
@@ -35,7 +29,8 @@ class MAPPOTrainer(OnPolicyTrainer):
                 log_ratio = logp - mb["logp"]
                 ratio = log_ratio.exp()
                 surr = self.clipped_surrogate(ratio, mb["adv"], cfg.clip)
-                loss = -((surr.mean(0) + cfg.entropy_coef * ent.mean(0)) * w).sum()
+                w = group_mean_weights(surr.shape, layout, mb["active"])  # per-group mean over active entries
+                loss = -((surr + cfg.entropy_coef * ent) * w).sum()
                 self.actor_opt.zero_grad()
                 loss.backward()
                 norms = self.actor_opt.step()
@@ -44,4 +39,4 @@ class MAPPOTrainer(OnPolicyTrainer):
                                           ((ratio - 1).abs() > cfg.clip).float().mean(), norms.max()])
                 steps += 1
         s = (stats / steps).tolist()
-        return dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s))
+        return {**dict(zip(("actor_loss", "entropy", "approx_kl", "clip_frac", "grad_norm"), s)), "actor_steps": steps}

@@ -1,9 +1,13 @@
 """Vectorised rollouts over envs x agents, GAE with proper time limits, and the sample pool.
 
-One step acts for all envs and agents with one batched policy call. Time limits are handled
-properly (HARL App. K Table 4, "use proper time limits"): a truncated episode bootstraps from
-V(s') of the true next state (``StepResult.next``), a terminated one from 0, and the GAE
-recursion is cut at every episode end. The end of a rollout bootstraps like a truncation.
+One step acts for all envs and agents with one batched policy call. The envs keep running
+across rollouts: a rollout starts where the previous one stopped (an :class:`EnvCursor` holds
+the observation to act on and the running episodes' return and length), so episodes longer
+than a rollout (MaMuJoCo: 1000 steps) are seen whole, as HARL's runners do. Time limits are
+handled properly (HARL App. K Table 4, "use proper time limits"): a truncated episode
+bootstraps from V(s') of the true next state (``StepResult.next``), a terminated one from 0,
+and the GAE recursion is cut at every episode end. The end of a rollout bootstraps from
+V(s_T) of the state the next rollout continues from, like a truncation.
 """
 from __future__ import annotations
 
@@ -13,7 +17,35 @@ import torch
 from torch import Tensor
 
 from hetero.samples import SamplePool
+from marl_backends.envs.base import Observation
 from marl_backends.nets.policy import GroupedPolicy, StateCritic
+
+
+@dataclass
+class EnvCursor:
+    """Where running envs stand between rollouts: ``obs`` to act on next (after any auto-reset)
+    and the running episodes' return ``ep_ret`` [E] and length ``ep_len`` [E] so far."""
+
+    obs: Observation
+    ep_ret: Tensor
+    ep_len: Tensor
+
+    @staticmethod
+    def start(env, seed: int) -> "EnvCursor":  # noqa: ANN001
+        """Fresh episodes from ``env.reset(seed=seed)``."""
+        o = env.reset(seed=seed)
+        e = o.obs.shape[0]
+        return EnvCursor(o, torch.zeros(e, device=o.obs.device), torch.zeros(e, dtype=torch.long, device=o.obs.device))
+
+    def state_dict(self) -> dict:
+        o = self.obs
+        return {"obs": {k: getattr(o, k) for k in ("obs", "state", "local_state", "avail_actions", "alive")},
+                "ep_ret": self.ep_ret.clone(), "ep_len": self.ep_len.clone()}
+
+    @staticmethod
+    def from_state_dict(sd: dict, device: torch.device) -> "EnvCursor":
+        obs = Observation(**{k: None if v is None else v.to(device) for k, v in sd["obs"].items()})
+        return EnvCursor(obs, sd["ep_ret"].to(device), sd["ep_len"].to(device))
 
 
 @dataclass
@@ -71,18 +103,16 @@ class Rollout:
 
 @torch.no_grad()
 def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generator: torch.Generator,  # noqa: ANN001
-            reset_seed: int) -> Rollout:
-    """Run ``steps`` vectorised steps from a fresh ``env.reset(seed=reset_seed)``."""
+            cursor: EnvCursor) -> tuple[Rollout, EnvCursor]:
+    """Run ``steps`` vectorised steps continuing from ``cursor``; returns the rollout and the
+    cursor the next rollout continues from. Episode returns and lengths are those of episodes
+    that finished during this rollout (counted from their start, possibly in an earlier one)."""
     spec = env.spec
-    o = env.reset(seed=reset_seed)
-    e, n = o.obs.shape[:2]
-    dev = o.obs.device
+    o, ep_ret, ep_len = cursor.obs, cursor.ep_ret.clone(), cursor.ep_len.clone()
     buf: dict[str, list[Tensor]] = {k: [] for k in (
         "obs", "state", "local_state", "avail", "action", "logp", "dparams", "value", "reward", "terminated",
         "truncated", "next_obs", "next_state", "next_local_state", "alive", "env_state", "next_env_state")}
     trunc_value = []  # (t, mask, value) for truncated envs
-    ep_ret = torch.zeros(e, device=dev)
-    ep_len = torch.zeros(e, dtype=torch.long, device=dev)
     returns, lengths, wins = [], [], []
     lo, hi = spec.action_low, spec.action_high
     res = None
@@ -117,7 +147,8 @@ def collect(env, actor: GroupedPolicy, critic: StateCritic, steps: int, generato
     next_value = torch.cat([st["value"][1:], last_value[None]], 0)
     for t, mask, tv in trunc_value:
         next_value[t] = torch.where(mask[:, None], tv, next_value[t])
-    return Rollout(next_value=next_value, episode_returns=returns, episode_lengths=lengths, episode_wins=wins, **st)
+    ro = Rollout(next_value=next_value, episode_returns=returns, episode_lengths=lengths, episode_wins=wins, **st)
+    return ro, EnvCursor(o, ep_ret, ep_len)
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor, done: Tensor,

@@ -23,13 +23,23 @@ class ValueNorm(nn.Module):
         return mean, (mean_sq - mean**2).clamp(min=1e-2)
 
     @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        """x [..., n]: update the running statistics with a batch of targets."""
+    def update(self, x: Tensor, mask: Tensor | None = None) -> None:
+        """x [..., n]: update the running statistics with a batch of targets; ``mask`` [..., n]
+        bool keeps only active entries (dead agents' heads, HARL's active masks); a head with no
+        active entry in the batch contributes its current statistics."""
         if not self.enabled:
             return
         flat = x.reshape(-1, x.shape[-1])
-        self.mean.mul_(self.beta).add_(flat.mean(0) * (1 - self.beta))
-        self.mean_sq.mul_(self.beta).add_((flat**2).mean(0) * (1 - self.beta))
+        if mask is None:
+            m1, m2 = flat.mean(0), (flat**2).mean(0)
+        else:
+            w = mask.reshape(-1, x.shape[-1]).to(flat.dtype)
+            cnt = w.sum(0)
+            cur_mean, cur_var = self._stats()
+            m1 = torch.where(cnt > 0, (flat * w).sum(0) / cnt.clamp(min=1), cur_mean)
+            m2 = torch.where(cnt > 0, (flat**2 * w).sum(0) / cnt.clamp(min=1), cur_var + cur_mean**2)
+        self.mean.mul_(self.beta).add_(m1 * (1 - self.beta))
+        self.mean_sq.mul_(self.beta).add_(m2 * (1 - self.beta))
         self.debias.mul_(self.beta).add_(1 - self.beta)
 
     def normalize(self, x: Tensor) -> Tensor:

@@ -63,7 +63,7 @@ def test_same_seed_same_trajectory():
 @needs_extra
 def test_snapshot_restore_continues_exactly_across_auto_resets():
     """Exact off-policy resume: a fresh env restored from a mid-episode snapshot continues bit-identically."""
-    from marl_backends.offpolicy.envstate import env_state, load_env_state
+    from marl_backends.envs.state import env_state, load_env_state
 
     def mk():
         return make_env("mamujoco_halfcheetah_2x3_het", num_envs=2, seed=0, max_steps=20)

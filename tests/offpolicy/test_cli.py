@@ -46,3 +46,13 @@ def test_continuous_on_a_discrete_only_env_is_refused(tmp_path):
     with pytest.raises(ValueError, match="discrete"):
         cli.run_train(_args(argv))
     assert not any(tmp_path.iterdir())
+
+
+def test_omdpg_variant_flags_reach_the_config(tmp_path):
+    """--pu-anchor target (Eq. 12 as printed), --omq-prefix buffer and --lr-schedule linear (shared
+    with the on-policy flags; the horizon is --frames)."""
+    argv = SMALL + ["--algo", "omdpg", "--out-dir", str(tmp_path), "--run-name", "v", "--frames", "400",
+                    "--pu-anchor", "target", "--omq-prefix", "buffer", "--lr-schedule", "linear"]
+    run = cli.run_train(_args(argv))
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert (cfg["pu_anchor"], cfg["omq_prefix"], cfg["lr_schedule"]) == ("target", "buffer", "linear")

@@ -84,6 +84,19 @@ def test_pu_target_subtracts_beta_times_ensemble_std():
     assert not y.requires_grad
 
 
+def test_pu_loss_anchored_to_the_detached_online_critic_only_pushes_down_by_beta_u():
+    """pu_anchor='online': y = stopgrad(Q_c) - beta U, so d/dQ (Q - y)^2 = 2 beta U for every
+    critic and sample, whatever Q's level; the printed Eq. 12 (anchor Q^tgt) also pulls Q to Q^tgt."""
+    q = torch.tensor([[1.0, -3.0], [2.0, 5.0], [0.5, 1.0]], requires_grad=True)
+    u = q.detach().std(0, unbiased=False)
+    ((q - pu_target(q, q, beta=0.3)) ** 2).sum().backward()
+    torch.testing.assert_close(q.grad, 2 * 0.3 * u.expand_as(q))
+    q_tgt = torch.zeros(3, 2)
+    q.grad = None
+    ((q - pu_target(q_tgt, q, beta=0.3)) ** 2).sum().backward()
+    torch.testing.assert_close(q.grad, 2 * (q.detach() - q_tgt + 0.3 * u))
+
+
 def test_ood_joint_actions_keep_a_prefix_in_order():
     buf, greedy = torch.ones(3, 4, 1), -torch.ones(3, 4, 1)
     rank = torch.tensor([2, 0, 3, 1])  # order: agent 1, 3, 0, 2

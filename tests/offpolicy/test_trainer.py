@@ -48,16 +48,18 @@ def test_each_critic_draws_its_own_minibatch():
     assert seen[0].shape[0] == 1
 
 
-@pytest.mark.parametrize("omq_min", ["terms", "difference"])
-def test_trainer_actor_loss_is_eq15_on_a_hand_built_critic(omq_min):
-    tr = _trainer(omdpg(n_critics=3, omq_min=omq_min, **SMALL), layout=(0, 1, 2))
+@pytest.mark.parametrize("omq_min,omq_prefix", [("terms", "policy"), ("difference", "policy"), ("terms", "buffer")])
+def test_trainer_actor_loss_is_eq15_on_a_hand_built_critic(omq_min, omq_prefix):
+    """Eq. 15 with a_{1:i-1} from the current policies (default, HATD3's "a ~ pi") or the buffer."""
+    tr = _trainer(omdpg(n_critics=3, omq_min=omq_min, omq_prefix=omq_prefix, **SMALL), layout=(0, 1, 2))
     tr.critic = HandCritic(3, 3, 1)
     g = torch.Generator().manual_seed(3)
     obs, s, buf = torch.randn(6, 3, 2, generator=g), torch.randn(6, 3, generator=g), torch.randn(6, 3, 1, generator=g)
     rank = torch.tensor([1, 2, 0])  # order: agent 2, 0, 1
     with torch.no_grad():
         live = tr.actor(obs)
-        qw, qo = _loop_q(tr.critic, s, buf, live, live, [2, 0, 1])
+        prefix = buf if omq_prefix == "buffer" else live
+        qw, qo = _loop_q(tr.critic, s, prefix, live, live, [2, 0, 1])
         ref = -((qw - qo).min(0).values.mean() if omq_min == "difference" else (qw.min(0).values - qo.min(0).values).mean())
     loss = tr._update_actor(obs, s, buf, rank)
     assert abs(loss - ref.item()) < 1e-5
@@ -80,6 +82,60 @@ def test_apply_plan_splits_a_group_with_copied_parameters_and_optimiser_state():
         tr.apply_plan(plan)
 
 
+class SymmetricCritic(torch.nn.Module):
+    """Q_c(s, a) = -sum_j (a_j - 0.5)^2: every agent's dQ/da_j has the same form."""
+
+    n_critics = 2
+
+    def forward(self, state, joint):  # noqa: ARG002
+        return -((joint - 0.5) ** 2).sum((-1, -2)).expand(self.n_critics, -1)
+
+
+@pytest.mark.parametrize("actor_loss", ["joint", "omq"])
+def test_actor_gradient_scale_is_unchanged_by_a_split_or_merge_at_equal_data(actor_loss):
+    """Per-group normalised actor loss: a group's gradient is the mean of its members', so a
+    group of 4 (FPS), its split into 2+2 and the merge back get the same gradient on the same
+    data (the sum over members would double / halve it, and mis-scale the regrouped Adam)."""
+    cfg = omdpg(n_critics=2, actor_loss=actor_loss, **SMALL)
+    env = ToyLineEnv(num_envs=4, groups=(0, 0, 0, 0))
+    obs = torch.randn(16, 1, 2).expand(16, 4, 2).contiguous()  # equal data: every agent sees the same obs
+    state, buf = torch.randn(16, 4), torch.zeros(16, 4, 1)
+
+    def grads(tr):
+        tr.critic = SymmetricCritic()
+        tr.actor_opt.lr = 0.0  # measure the gradient only
+        tr._update_actor(obs, state, buf, torch.arange(4))
+        return [p.grad.clone() for p in tr.actor.parameters()]
+
+    fps = OffPolicyTrainer(env, cfg, (0, 0, 0, 0))
+    g_fps = grads(fps)
+    split = RegroupPlan(layout=(0, 0, 1, 1), sources=((0,), (0,)), weights=((1.0,), (1.0,)), actions=("keep", "split"),
+                        old_layout=(0, 0, 0, 0))
+    fps.apply_plan(split)
+    g_split = grads(fps)
+    for a, b in zip(g_fps, g_split):
+        assert a.abs().max() > 0
+        torch.testing.assert_close(b[0], a[0])
+        torch.testing.assert_close(b[1], a[0])
+    merge = RegroupPlan(layout=(0, 0, 0, 0), sources=((0, 1),), weights=((0.5, 0.5),), actions=("merge",),
+                        old_layout=(0, 0, 1, 1))
+    fps.apply_plan(merge)
+    for a, b in zip(g_fps, grads(fps)):
+        torch.testing.assert_close(b, a)
+
+
+def test_linear_lr_schedule_decays_to_zero_over_the_run():
+    tr = _trainer(omdpg(lr_schedule="linear", **SMALL))
+    tr.train(200, progress=False)
+    assert tr.total_steps == 200
+    frac = 1 - (tr.env_steps - 5 * 4) / 200  # set before the last iteration's 5 steps x 4 envs
+    assert abs(tr.actor_opt.lr - SMALL.get("actor_lr", 5e-4) * frac) < 1e-12
+    assert abs(tr.critic_opt.param_groups[0]["lr"] - 1e-3 * frac) < 1e-12
+    with pytest.raises(ValueError, match="total_steps"):
+        t2 = _trainer(omdpg(lr_schedule="linear", **SMALL))
+        t2.iterate()
+
+
 def test_same_seed_same_parameters_and_checkpoint_round_trip():
     a, b = _trainer(omdpg(**SMALL)), _trainer(omdpg(**SMALL))
     a.train(120, progress=False)
@@ -100,7 +156,8 @@ def test_bad_config_names_the_field():
         omdpg(target="max")
 
 
-@pytest.mark.parametrize("kw", [dict(pu_batch="own"), dict(target="min"), dict(independent_minibatches=False),
+@pytest.mark.parametrize("kw", [dict(pu_batch="own"), dict(target="min"), dict(pu_anchor="target"),
+                                dict(omq_prefix="buffer"), dict(independent_minibatches=False),
                                 dict(actor_loss="joint", n_critics=5), dict(shuffle_order=False)])
 def test_variants_of_the_critic_update_run(kw):
     tr = _trainer(omdpg(**{**SMALL, **kw}))

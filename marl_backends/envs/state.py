@@ -1,7 +1,8 @@
-"""Snapshots of a running env (and the process RNGs) for exact off-policy resume.
+"""Snapshots of a running env (and the process RNGs) for exact resume.
 
-Off-policy trainers keep their envs running across iterations (episodes are long, e.g. 1000
-MaMuJoCo steps), so an exact resume must restore the envs mid-episode. Two routes:
+On- and off-policy trainers keep their envs running across iterations (episodes are long, e.g.
+1000 MaMuJoCo steps, longer than an on-policy rollout), so an exact resume must restore the envs
+mid-episode. Two routes:
 
 1. The env implements ``snapshot_state() -> dict`` / ``restore_state(dict)`` (MaMuJoCo does:
    MuJoCo integration state, step counters and RNGs of every simulator).
