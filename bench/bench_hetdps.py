@@ -61,7 +61,7 @@ def main() -> None:
         "speed_ratio": round(t_fps / t_het, 4), "fps_update_s": round(t_fps / a.updates, 3),
         "rounds": len(rounds), "round_s": [round(s, 2) for s in round_s],
         "groups_per_round": [r.n_groups for r in rounds],
-        "stability_per_round": [r.info.get("stability") for r in rounds],
+        "p_value_per_round": [r.info.get("p_value") for r in rounds],
         "predicted_ratio_from_round_cost": round(1 / (1 + (sum(round_s) / max(len(round_s), 1)) /
                                                      (a.interval * t_fps / a.updates)), 4),
         "meta": {"torch": torch.__version__, "threads": a.threads, "python": platform.python_version()},

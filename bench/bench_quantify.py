@@ -123,7 +123,7 @@ def _stage_job(tree: str, device: str, q) -> None:
 
 
 def _settings_job(tree: str, task: str, behaviour: str, seed: int, cvae: list[dict], q) -> None:
-    """Meta-Het on one pool under several CVAE settings: time, ARI vs colours, ratio, stability."""
+    """Meta-Het on one pool under several CVAE settings: time, ARI vs colours, ratio, structure-test p-value."""
     sys.path.insert(0, tree)
     from dataclasses import replace
 
@@ -152,7 +152,7 @@ def _settings_job(tree: str, task: str, behaviour: str, seed: int, cvae: list[di
                      "quantify_cpu_s": cpu, "quantify_wall_s": wall, "load_1min": os.getloadavg()[0],
                      "ari_vs_colours": adjusted_rand_score(env.spec.groups, labels), "n_groups": len(set(labels)),
                      "between_within_ratio": group_stats(res.matrix, env.spec.groups)["ratio"],
-                     "split_half_stability": res.stability, "noise_floor": res.noise_floor})
+                     "p_value": res.p_value, "noise_floor": res.noise_floor})
     q.put(rows)
 
 

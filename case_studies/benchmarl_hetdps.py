@@ -97,7 +97,7 @@ def run(method: str, seed: int, frames: int) -> dict:
         res["callback_s"] = het.seconds
         res["fps_without_callback"] = exp.total_frames / (exp.total_time - het.seconds)
         res["rounds"] = [{"iteration": r.update, "labels": list(r.labels), "actions": r.plan["actions"],
-                          "seconds": r.seconds, "stability": r.info.get("stability")} for r in het.hetdps.history]
+                          "seconds": r.seconds, "p_value": r.info.get("p_value")} for r in het.hetdps.history]
     return res
 
 

@@ -210,9 +210,39 @@ def figure(power: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def table(out: Path) -> str:
+    """The Markdown tables of the README from the saved JSON files."""
+    lines = []
+    fp = out / "false_positives.json"
+    if fp.exists():
+        lines += ["| homogeneous agents | seeds | more than one group | p < 0.01 | p < 0.05 |", "|---|---|---|---|---|"]
+        for name, v in json.loads(fp.read_text()).items():
+            ps = [r["p_value"] for r in v["runs"]]
+            lines.append(f"| {name} | {len(ps)} | {v['false_positive_rate']:.0%} | {np.mean([p < 0.01 for p in ps]):.0%} "
+                         f"| {np.mean([p < 0.05 for p in ps]):.0%} |")
+        lines.append("")
+    pw = out / "power.json"
+    if pw.exists():
+        power = json.loads(pw.read_text())
+        effs = sorted({e for by in power.values() for e in by}, key=float)
+        lines += ["| planted structure (recovered, ARI >= 0.9 / detected) | " + " | ".join(f"effect {e}" for e in effs) + " |",
+                  "|---|" + "---|" * len(effs)]
+        for name, by in power.items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{by[e]['recovered']:.0%} / {by[e]['detected']:.0%}" if e in by else "" for e in effs) + " |")
+        lines.append("")
+    ev = out / "environments.json"
+    if ev.exists():
+        lines += ["| environment, kind | groups per seed | ARI vs the env's groups |", "|---|---|---|"]
+        for name, v in json.loads(ev.read_text()).items():
+            ari_s = ", ".join("-" if a is None else f"{a:.2f}" for a in v["ari"])
+            lines.append(f"| {name} | {', '.join(map(str, v['groups']))} | {ari_s} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", default="all", choices=["all", "fp", "power", "envs"])
+    ap.add_argument("--part", default="all", choices=["all", "fp", "power", "envs", "table"])
     ap.add_argument("--seeds", type=int, default=None, help="seeds per case (default: fp 50, power 20, envs 5)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--only", default=None, help="comma list of substrings: run only the cases whose name has one")
@@ -222,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.part == "table":
+        print(table(out))
+        return
     if args.part in ("all", "fp"):
         part_fp(args.seeds or 50, cfg, path=out / "false_positives.json", only=args.only)
     if args.part in ("all", "power"):
