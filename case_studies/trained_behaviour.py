@@ -8,7 +8,7 @@ Trains MAPPO (FPS, one seed) with a checkpoint every ``--checkpoint-interval`` i
 policies (``hetero quantify --behaviour checkpoint:FILE``, default settings) and records what
 Meta-Het finds: the groups, their ARI against the env's groups, the structure test's p-value and
 the between/within ratio, next to the checkpoint's evaluation return. Results go to
-``case_studies/results/trained_behaviour/<env>.json`` and a Markdown table beside it.
+``case_studies/results/trained_behaviour/<env>_<sharing>.json`` and a Markdown table beside it.
 """
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
                      "ratio": meta["ratio"]})
         print(rows[-1], flush=True)
     result = {"env": args.env, "sharing": args.sharing, "seed": args.seed, "run": str(run), "rows": rows}
-    (out / f"{args.env}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{args.env}_{args.sharing}.json").write_text(json.dumps(result, indent=1))
     lines = [f"| iteration | eval return | groups | ARI vs env groups | p-value | between/within |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         er = "" if r["eval_return"] is None else f"{r['eval_return']:.1f}"
         ari = "" if r["ari"] is None else f"{r['ari']:.2f}"
         lines.append(f"| {r['iteration']} | {er} | {r['n_groups']} | {ari} | {r['p_value']:.2g} | {'inf' if r['ratio'] is None else format(r['ratio'], '.2f')} |")
-    (out / f"{args.env}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.env}_{args.sharing}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -24,7 +24,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
 from hetero.cvae import CVAEConfig
-from hetero.grouping import group
+from hetero.grouping import group as group_agents
 from hetero.hetdps import HetDPS, HetDPSConfig
 from hetero.plan import RegroupPlan
 from hetero.quantify import QuantifyConfig, quantify
@@ -316,7 +316,7 @@ class HeterogeneityMonitor(_BatchCallback):
             cfg = replace(self.qcfg, seed=self.seed + len(self.history))
             fn = (lambda o: policy_distributions(self.experiment, self.group, o)) if kind == "policy" else None
             res = quantify(pool, kind, cfg, policy_fn=fn)
-            labels = group(res, seed=cfg.seed).labels
+            labels = group_agents(res, seed=cfg.seed).labels
             rec = {"iteration": it, "frames": self.experiment.total_frames, "kind": kind, "mode": res.mode,
                    "labels": list(labels), "noise_floor": float(res.noise_floor), "p_value": res.p_value,
                    "seconds": time.perf_counter() - t0}

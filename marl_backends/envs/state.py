@@ -96,7 +96,7 @@ def load_env_state(env: Any, st: dict) -> None:
                              "resume with the same env the run was trained on.")
         env.restore_state(st["state"])
     else:
-        if st["type"] != type(env).__qualname__:
+        if st["type"] not in {c.__qualname__ for c in type(env).__mro__}:  # a subclass shares the layout
             raise ValueError(f"the checkpoint's env snapshot is of a {st['type']}, not a {type(env).__qualname__}; "
                              "resume with the same --env the run was trained on.")
         for path, v in st["leaves"].items():

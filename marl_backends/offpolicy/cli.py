@@ -248,7 +248,8 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
                 stop.stopped_at = iteration
                 break
         report.close()
-        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
+        if stop is None or stop.stopped_at is None:  # a finished run: summary.json + a few lines
+            log.summary()
     finally:
         report.close()
         log.close()

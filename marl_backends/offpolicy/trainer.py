@@ -115,7 +115,8 @@ class OffPolicyTrainer:
 
     def sample_pool(self) -> SamplePool:
         """The most recent ``pool_size`` transitions (actions scaled to [-1, 1], or one-hot); rows of
-        agents that were dead (``Observation.alive``) are marked invalid."""
+        agents that were dead (``Observation.alive``) are marked invalid; ``episode`` is each row's
+        env stream (the structure test splits the pool by it)."""
         b = self.buffer
         if b.size == 0:
             raise ValueError("sample_pool: the replay buffer is empty; train or collect steps first.")
@@ -125,7 +126,8 @@ class OffPolicyTrainer:
         mask = self.env.spec.obs_mask.to(self.device)
         return SamplePool(state=f(b.state), next_state=f(b.next_state), local_state=f(b.local_state), obs=f(b.obs),
                           action=f(b.action), reward=f(b.reward), next_local_state=f(b.next_local_state),
-                          next_obs=f(b.next_obs), obs_mask=mask, valid=None if b.alive is None else f(b.alive))
+                          next_obs=f(b.next_obs), obs_mask=mask, valid=None if b.alive is None else f(b.alive),
+                          episode=torch.arange(b.num_envs, device=self.device).repeat(k))  # env stream of each row
 
     def apply_plan(self, plan: RegroupPlan) -> None:
         """Regroup actors, target actors and Adam state together (RegroupPlan semantics)."""

@@ -227,7 +227,7 @@ class TrainConfig:
 SHARING_DOC = SHARING_HELP
 
 NUMBER_RANGES: dict[str, dict] = {
-    "lr": {"gt": 0}, "critic_lr": {"gt": 0}, "adam_eps": {"gt": 0}, "clip": {"gt": 0}, "entropy_coef": {"ge": 0},
+    "lr": {"ge": 0}, "critic_lr": {"ge": 0}, "adam_eps": {"gt": 0}, "clip": {"gt": 0}, "entropy_coef": {"ge": 0},
     "gamma": {"gt": 0, "le": 1}, "gae_lambda": {"ge": 0, "le": 1}, "max_grad_norm": {"ge": 0},
     "value_loss_coef": {"ge": 0}, "huber_delta": {"ge": 0}, "actor_gain": {"gt": 0}, "std_x_coef": {"gt": 0},
     "std_y_coef": {"gt": 0}, "mdpo_kl_coef": {"ge": 0}, "eval_interval": {"ge": 0}, "checkpoint_interval": {"ge": 0},

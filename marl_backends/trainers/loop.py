@@ -62,7 +62,8 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
                 stop.stopped_at = it
                 break
         report.close()
-        log.summary()  # summary.json + a few lines: final / best eval return, frames, fps, layout
+        if stop is None or stop.stopped_at is None:  # a finished run: summary.json + a few lines
+            log.summary()
     finally:
         report.close()
         log.close()
