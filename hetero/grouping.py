@@ -23,6 +23,7 @@ import numpy as np
 from hetero.plan import RegroupPlan
 
 MERGE_MODES = ("majority", "random", "average", "weighted")
+SPREAD = 2.0  # clusters farther apart than this many times the largest within-cluster distance stay apart
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,10 @@ def _merge_alike(d: np.ndarray, labels: np.ndarray, test) -> np.ndarray:
 
     The test alone lacks power on some pairs (e.g. PMS colours: the W2 matrix separates them by
     10x while a held-out swap is noisy across episodes), so two clusters merge only when their
-    pooled between-group p-value is >= alpha and their mean distance is no larger than the
-    largest distance between agents the clustering put together (the data's own noise scale).
-    The pair with the largest p-value merges first.
+    pooled between-group p-value is >= alpha and their mean distance is at most ``SPREAD`` times
+    the largest distance between agents the clustering put together (the data's own noise
+    scale; an over-split group's halves sit about as far apart as its members). The pair with
+    the largest p-value merges first.
     """
     labels = labels.copy()
     while True:
@@ -180,7 +182,7 @@ def _merge_alike(d: np.ndarray, labels: np.ndarray, test) -> np.ndarray:
         for a in range(len(groups)):
             for b in range(a + 1, len(groups)):
                 ia, ib = np.flatnonzero(labels == groups[a]), np.flatnonzero(labels == groups[b])
-                if d[np.ix_(ia, ib)].mean() > floor:
+                if d[np.ix_(ia, ib)].mean() > SPREAD * floor:
                     continue
                 p = test.between(ia, ib)
                 if p > best:
@@ -202,8 +204,8 @@ def cluster(d: np.ndarray, noise_floor: float = 0.0, seed: int = 0, test=None) -
     - ``test`` (a :class:`~hetero.structure.StructureTest`): one group when no pair differs;
       otherwise a cluster holding a pair that differs is split (average linkage that never joins
       a differing pair), then clusters are merged while the test cannot tell them apart
-      (between-group p >= alpha) and their mean distance is within the largest distance between
-      agents already grouped together.
+      (between-group p >= alpha) and their mean distance is within ``SPREAD`` (2) times the
+      largest distance between agents already grouped together.
     - else ``noise_floor``: one group when no distance exceeds it; clusters whose mean distance
       does not exceed it are merged.
     Never raises on a valid matrix.
