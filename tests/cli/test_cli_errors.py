@@ -24,7 +24,7 @@ CASES = [  # (argv, expected exit code, text the error line must contain)
     ([*TRAIN, "--frames", "-5"], 2, "--frames must be >= 1"),
     ([*TRAIN, "--frames", "abc"], 2, "argument --frames: invalid int value"),
     ([*TRAIN, "--num-envs", "0"], 2, "--num-envs must be >= 1"),
-    ([*TRAIN, "--lr", "-1"], 2, "--lr must be > 0"),
+    ([*TRAIN, "--lr", "-1"], 2, "--lr must be >= 0"),
     ([*TRAIN, "--gamma", "1.5"], 2, "--gamma must be > 0 and <= 1"),
     ([*TRAIN, "--clip", "nan"], 2, "--clip must be > 0"),
     ([*TRAIN, "--buffer-size", "100"], 2, "--buffer-size is an off-policy flag; it has no meaning for --algo mappo"),
