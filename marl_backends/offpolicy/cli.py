@@ -58,6 +58,7 @@ from marl_backends.offpolicy.config import OffPolicyConfig
 from marl_backends.offpolicy.trainer import OffPolicyTrainer
 from marl_backends.trainers.config import HETDPS_FIELDS, RESUME_OVERRIDABLE, TrainConfig
 from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, attribute_docs
+from marl_backends.trainers.interrupt import checkpoint_and_stop, finished
 from marl_backends.trainers.recovery import read_checkpoint, resume_target
 from marl_backends.trainers.report import RunReport
 from marl_backends.trainers.run_io import MetricsLog, default_run_name, make_run_dir, write_json
@@ -240,15 +241,12 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
             m["layout"] = "-".join(map(str, trainer.layout))
             log.log(m)
             report.update(iteration, trainer.env_steps, m, per_it)
-            if (run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0) or iteration == total:
-                save_checkpoint(trainer, run_dir, iteration)
-            elif stop is not None and stop.requested:
-                save_checkpoint(trainer, run_dir, iteration, keep=False)
-            if stop is not None and stop.requested and iteration < total:
-                stop.stopped_at = iteration
+            periodic = bool(run["checkpoint_interval"] and iteration % run["checkpoint_interval"] == 0)
+            if checkpoint_and_stop(stop, iteration, total, periodic,
+                                   lambda keep: save_checkpoint(trainer, run_dir, iteration, keep=keep)):
                 break
         report.close()
-        if stop is None or stop.stopped_at is None:  # a finished run: summary.json + a few lines
+        if finished(stop):  # summary.json + a few lines
             log.summary()
     finally:
         report.close()

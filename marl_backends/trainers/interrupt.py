@@ -49,3 +49,23 @@ class GracefulStop:
         for s, h in self._old.items():
             signal.signal(s, h)
         self._old.clear()
+
+
+def checkpoint_and_stop(stop: GracefulStop | None, it: int, total: int, periodic: bool, save) -> bool:
+    """The end of a training iteration, shared by the on- and off-policy loops: write the periodic
+    (or final) checkpoint, or, when a signal came, one that only replaces ``checkpoint.pt``;
+    ``save(keep)`` writes it. True when the loop must stop (``stop.stopped_at`` = ``it``)."""
+    if periodic or it == total:
+        save(True)
+    elif stop is not None and stop.requested:
+        save(False)
+    if stop is not None and stop.requested and it < total:
+        stop.stopped_at = it
+        return True
+    return False
+
+
+def finished(stop: GracefulStop | None) -> bool:
+    """True when the loop ran to its end (no signal stopped it)."""
+    return stop is None or stop.stopped_at is None
+

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from marl_backends.trainers.checkpoint import save_checkpoint
-from marl_backends.trainers.interrupt import GracefulStop
+from marl_backends.trainers.interrupt import GracefulStop, checkpoint_and_stop, finished
 from marl_backends.trainers.onpolicy import OnPolicyTrainer
 from marl_backends.trainers.report import RunReport
 from marl_backends.trainers.run_io import MetricsLog
@@ -54,15 +54,11 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             m["layout"] = "-".join(map(str, trainer.layout))
             log.log(m)
             report.update(it, trainer.frames, m, cfg.batch_frames)
-            if (cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0) or it == total:
-                save_checkpoint(trainer, run_dir)
-            elif stop is not None and stop.requested:
-                save_checkpoint(trainer, run_dir, keep=False)
-            if stop is not None and stop.requested and it < total:
-                stop.stopped_at = it
+            periodic = bool(cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0)
+            if checkpoint_and_stop(stop, it, total, periodic, lambda keep: save_checkpoint(trainer, run_dir, keep=keep)):
                 break
         report.close()
-        if stop is None or stop.stopped_at is None:  # a finished run: summary.json + a few lines
+        if finished(stop):  # summary.json + a few lines
             log.summary()
     finally:
         report.close()
