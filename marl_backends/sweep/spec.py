@@ -198,7 +198,8 @@ def command_argv(command: str, opts: dict[str, Any]) -> list[str]:
 
 
 def check_argv(spec: SweepSpec) -> None:
-    """Parse every run's flags with the real ``hetero`` parser, so a typo fails before any run starts."""
+    """Parse every run's flags with the real ``hetero`` parser and, for train, run its flag checks, so a
+    typo or a refused combination fails before any run starts."""
     import contextlib
     import io
 
@@ -210,7 +211,15 @@ def check_argv(spec: SweepSpec) -> None:
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err):
-                parser.parse_args(argv)
+                args = parser.parse_args(argv)
         except SystemExit:
             msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid flags"
             raise ValueError(f"{spec.source}: run {run.name}: `hetero {' '.join(argv)}` is refused: {msg}") from None
+        if spec.command == "train":  # the checks train makes before building anything (flag combinations)
+            from hetero.errors import UsageError
+            from marl_backends.trainers.cli import check_train_flags
+
+            try:
+                check_train_flags(args)
+            except UsageError as e:
+                raise ValueError(f"{spec.source}: run {run.name}: `hetero {' '.join(argv)}` is refused: {e}") from None

@@ -162,6 +162,22 @@ def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN0
     return trainer, run_dir
 
 
+def check_train_flags(args: argparse.Namespace) -> None:
+    """Every check ``hetero train`` makes on its flags before building anything (raises
+    :class:`UsageError`), so a sweep can refuse a bad grid point before its first run starts."""
+    with usage_errors():
+        _check_algo_flags(args)
+        if getattr(args, "resume", None):
+            return
+        if is_offpolicy_run(args):
+            from marl_backends.offpolicy.build import resolve_hetdps
+
+            resolve_hetdps({"sharing": getattr(args, "sharing", None) or "",
+                            **{k: getattr(args, k, None) for k in HETDPS_FIELDS}})
+        else:
+            TrainConfig(**given_fields(args, TrainConfig))
+
+
 def _check_algo_flags(args: argparse.Namespace) -> None:
     """Refuse flags the chosen algo would silently ignore (the off-policy side checks its own)."""
     algo = getattr(args, "algo", None)

@@ -116,6 +116,25 @@ def test_spec_expands_grid_methods_and_overrides(tmp_path):
         load_spec(bad)
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "case_studies" / "sweeps").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_shipped_sweep_files_pass_every_flag_check(path):
+    """Each run of each case-study sweep would start: parsed by the real parser and past train's flag
+    checks (a HetDPS option on a static layout once failed every FPS/NPS run of hetdps_pms_small)."""
+    from marl_backends.sweep.spec import check_argv
+
+    check_argv(load_spec(path))
+
+
+def test_check_argv_refuses_a_hetdps_flag_on_a_static_layout(tmp_path):
+    from marl_backends.sweep.spec import check_argv
+
+    f = tmp_path / "s.toml"
+    f.write_text('[options]\nalgo = "mappo"\nhetdps_interval = 5\n[grid]\nsharing = ["fps", "hetdps:nps"]\n')
+    with pytest.raises(ValueError, match="configures HetDPS"):
+        check_argv(load_spec(f))
+
+
 def test_local_sweep_equals_runs_alone_and_rerun_is_a_noop(local_sweep):
     spec, tmp = local_sweep
     assert_same_runs(spec, tmp / "local", tmp / "alone")
