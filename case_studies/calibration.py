@@ -11,14 +11,15 @@ followed by ``group``; "more than one group" is the claim whose error rates are 
 - fp: homogeneous agents -- planted pools with effect 0 (N = 2 and N = 6), VMAS ``navigation``
   under its default behaviour, and VMAS ``balance`` with each episode's agent slots shuffled --
   the fraction of seeds that report more than one group (the test's family-wise level is
-  alpha = 0.05). Plain ``balance`` is not homogeneous in the meta-transition: VMAS spawns agent
-  i at slot i under the line, so agent i sees the line and package at its own offset; it is
-  reported under envs.
+  ``QuantifyConfig.alpha`` = 0.01). Plain ``balance`` is not homogeneous in the meta-transition:
+  VMAS spawns agent i at slot i under the line, so agent i sees the line and package at its own
+  offset; it is reported under envs.
 - power: planted structures with the agent order shuffled (2 different agents; 3 and 6
   all-different agents; 4 + a singleton; 7/4/1) over a grid of effect sizes: the fraction of
   seeds that report structure and that recover the planted groups (ARI >= 0.9).
 - envs: VMAS ``simple_tag`` roles (Meta-Het and Response-Het), MaMuJoCo HalfCheetah-Het 2x3
-  (Response-Het), the PMS tasks (Meta-Het), five seeds each.
+  (Response-Het), the PMS tasks (Meta-Het), ten seeds each. Env pools are shaped as `hetero
+  quantify` shapes its default `--samples 3200` (64 env streams x 50 steps).
 
 Results go to ``case_studies/results/calibration/`` (JSON per part, a Markdown table, the
 detection-rate vs effect-size figure).
@@ -26,6 +27,7 @@ detection-rate vs effect-size figure).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -46,6 +48,7 @@ STRUCTURES = {  # name -> types of the agents
     "7/4/1": (0,) * 7 + (1,) * 4 + (2,),
 }
 EFFECTS = (0.05, 0.1, 0.2, 0.4, 0.8)
+SAMPLES = 3200  # transitions per agent: `hetero quantify`'s default --samples (64 env streams x 50 steps)
 
 
 def ari(a, b) -> float:
@@ -88,16 +91,18 @@ def shuffle_agents_per_episode(pool, seed: int):
     return replace(pool, **{f: take(getattr(pool, f)) for f in PER_AGENT_FIELDS}, valid=take(pool.valid))
 
 
-def env_runs(env_name: str, kind: str, seeds: int, cfg: QuantifyConfig, num_envs: int = 32,
-             steps: int | None = None, shuffle_slots: bool = False, **env_kw) -> list[dict]:
+def env_runs(env_name: str, kind: str, seeds: int, cfg: QuantifyConfig, samples: int = SAMPLES,
+             shuffle_slots: bool = False, **env_kw) -> list[dict]:
+    """Pools shaped as ``hetero quantify --samples SAMPLES`` shapes them (env streams x steps)."""
+    from hetero.cli import pool_shape
     from marl_backends.envs import make_env
     from marl_backends.envs.sampling import collect_pool
 
+    num_envs, steps = pool_shape(samples)
     out = []
     for seed in range(seeds):
         env = make_env(env_name, num_envs=num_envs, seed=seed, **env_kw)
-        pool = collect_pool(env, steps=steps or env.spec.max_steps, behaviour="heuristic", seed=seed,
-                            progress=False)
+        pool = collect_pool(env, steps=steps, behaviour="heuristic", seed=seed, progress=False)
         if shuffle_slots:
             pool = shuffle_agents_per_episode(pool, seed)
         r = one_run(pool, kind, seed, cfg, model=env.model if kind != "meta" else None)
@@ -161,11 +166,10 @@ def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRU
 
 
 def part_envs(seeds: int, cfg: QuantifyConfig, path: Path | None = None, only: str | None = None) -> dict:
-    cases = [("vmas_simple_tag", "meta", {}), ("vmas_simple_tag", "response", {}), ("vmas_balance", "meta", {}),
-             ("mamujoco_halfcheetah_2x3_het", "response", {"num_envs": 4, "steps": 400}),
-             ("mamujoco_halfcheetah_2x3", "response", {"num_envs": 4, "steps": 400}),
-             ("pms_15a_3c", "meta", {"steps": 50, "num_envs": 64}), ("pms_15a_5c", "meta", {"steps": 50, "num_envs": 64}),
-             ("pms_30a_3c", "meta", {"steps": 50, "num_envs": 64}), ("pms_30a_5c", "meta", {"steps": 50, "num_envs": 64})]
+    cases = [("vmas_simple_tag", "response", {}), ("vmas_simple_tag", "meta", {}), ("vmas_balance", "meta", {}),
+             ("mamujoco_halfcheetah_2x3_het", "response", {}), ("mamujoco_halfcheetah_2x3", "response", {}),
+             ("pms_15a_3c", "meta", {}), ("pms_15a_5c", "meta", {}), ("pms_30a_3c", "meta", {}),
+             ("pms_30a_5c", "meta", {})]
     out = {}
     for env_name, kind, kw in cases:
         if not _wanted(f"{env_name} {kind}", only):
@@ -233,22 +237,27 @@ def table(out: Path) -> str:
         lines.append("")
     ev = out / "environments.json"
     if ev.exists():
-        lines += ["| environment, kind | groups per seed | ARI vs the env's groups |", "|---|---|---|"]
+        lines += ["| environment, kind | seeds | env's groups found (ARI >= 0.9) | groups per seed | largest p |",
+                  "|---|---|---|---|---|"]
         for name, v in json.loads(ev.read_text()).items():
-            ari_s = ", ".join("-" if a is None else f"{a:.2f}" for a in v["ari"])
-            lines.append(f"| {name} | {', '.join(map(str, v['groups']))} | {ari_s} |")
+            found = "-" if v["ari"][0] is None else f"{sum(a >= 0.9 for a in v['ari'])} of {len(v['ari'])}"
+            lines.append(f"| {name} | {len(v['groups'])} | {found} | {', '.join(map(str, v['groups']))} | "
+                         f"{max(v['p_values']):.2g} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="all", choices=["all", "fp", "power", "envs", "table"])
-    ap.add_argument("--seeds", type=int, default=None, help="seeds per case (default: fp 50, power 20, envs 5)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per case (default: fp 50, power 20, envs 10)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--only", default=None, help="comma list of substrings: run only the cases whose name has one")
+    ap.add_argument("--kl-weight", type=float, default=None, help="CVAE KL weight (default: CVAEConfig's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = QuantifyConfig()
+    if args.kl_weight is not None:
+        cfg = dataclasses.replace(cfg, cvae=dataclasses.replace(cfg.cvae, kl_weight=args.kl_weight))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         part_power(args.seeds or 20, cfg, path=out / "power.json", only=args.only)
         figure(json.loads((out / "power.json").read_text()), out / "power_curve")
     if args.part in ("all", "envs"):
-        part_envs(args.seeds or 5, cfg, path=out / "environments.json", only=args.only)
+        part_envs(args.seeds or 10, cfg, path=out / "environments.json", only=args.only)
     print(f"done in {time.perf_counter() - t0:.0f} s -> {out}")
 
 

@@ -161,3 +161,46 @@ def test_match_plan_is_always_valid(data):
     for g, src in enumerate(plan.sources):
         members = np.asarray(plan.layout) == g
         assert all((old_c[members] == s).any() for s in src), (old, new, plan)
+
+
+# Meta-Het matrix of pms_15a_5c seed 2 (3 agents per colour), rounded: colours 0 and 1 sit at ~1.1,
+# colour 4 at ~1.8 from both, within-colour ~0.3. AP's median preference puts colours 0 and 1 in one
+# cluster and the swap test cannot tell 0, 1 and 4 apart; before the spread split the result was
+# three groups (0+1+4 merged).
+PMS_5C_SEED2 = np.array([
+    [0, .48, .29, 1.17, 1.06, 1.28, 3.09, 3.26, 3.04, 3.06, 2.97, 2.94, 1.81, 1.87, 1.78],
+    [.48, 0, .5, 1.12, 1.02, 1.24, 3.05, 3.22, 2.98, 2.99, 2.89, 2.87, 1.77, 1.85, 1.75],
+    [.29, .5, 0, 1.04, .97, 1.17, 3.07, 3.24, 3.02, 3.04, 2.96, 2.92, 1.84, 1.89, 1.81],
+    [1.17, 1.12, 1.04, 0, .28, .31, 2.59, 2.73, 2.47, 3.1, 3.1, 3.0, 2.52, 2.55, 2.54],
+    [1.06, 1.02, .97, .28, 0, .32, 2.62, 2.77, 2.52, 3.03, 3.03, 2.93, 2.45, 2.48, 2.47],
+    [1.28, 1.24, 1.17, .31, .32, 0, 2.5, 2.65, 2.4, 2.94, 2.95, 2.84, 2.5, 2.53, 2.53],
+    [3.09, 3.05, 3.07, 2.59, 2.62, 2.5, 0, .28, .38, 2.84, 2.93, 2.89, 3.39, 3.38, 3.46],
+    [3.26, 3.22, 3.24, 2.73, 2.77, 2.65, .28, 0, .43, 3.0, 3.1, 3.06, 3.54, 3.52, 3.6],
+    [3.04, 2.98, 3.02, 2.47, 2.52, 2.4, .38, .43, 0, 3.02, 3.1, 3.05, 3.46, 3.46, 3.52],
+    [3.06, 2.99, 3.04, 3.1, 3.03, 2.94, 2.84, 3.0, 3.02, 0, .32, .22, 1.89, 1.82, 2.04],
+    [2.97, 2.89, 2.96, 3.1, 3.03, 2.95, 2.93, 3.1, 3.1, .32, 0, .3, 1.75, 1.68, 1.9],
+    [2.94, 2.87, 2.92, 3.0, 2.93, 2.84, 2.89, 3.06, 3.05, .22, .3, 0, 1.79, 1.7, 1.92],
+    [1.81, 1.77, 1.84, 2.52, 2.45, 2.5, 3.39, 3.54, 3.46, 1.89, 1.75, 1.79, 0, .24, .25],
+    [1.87, 1.85, 1.89, 2.55, 2.48, 2.53, 3.38, 3.52, 3.46, 1.82, 1.68, 1.7, .24, 0, .33],
+    [1.78, 1.75, 1.81, 2.54, 2.47, 2.53, 3.46, 3.6, 3.52, 2.04, 1.9, 1.92, .25, .33, 0]])
+
+
+def test_clusters_the_matrix_separates_are_split_even_when_the_test_cannot():
+    from hetero.grouping import noise_scale
+    from hetero.structure import model_based_test
+
+    colours = np.repeat(np.arange(5), 3)
+    weak = np.isin(colours, (0, 1, 4))
+    # the test sees colours 2 and 3 against everyone, but not 0 / 1 / 4 against each other
+    alike = (weak[:, None] & weak[None, :]) | (colours[:, None] == colours[None, :])
+    se = np.where(alike, PMS_5C_SEED2 / 1.5 + 1e-9, 1e-3)
+    test = model_based_test(PMS_5C_SEED2, se, alpha=0.01)
+    assert test.differ[0, 6] and not test.differ[0, 3] and not test.differ[0, 12]
+    assert 0.2 < noise_scale(PMS_5C_SEED2) < 0.35  # the within-colour distances
+    c = cluster(PMS_5C_SEED2, test=test, seed=2)
+    assert c.labels == canonical(colours), c
+    # and agents the matrix does not separate stay merged when the test cannot tell them apart
+    flat = np.where(weak[:, None] & weak[None, :], 0.3, PMS_5C_SEED2)
+    np.fill_diagonal(flat, 0)
+    c = cluster(flat, test=model_based_test(flat, np.where(alike, 1.0, 1e-3), 0.01), seed=2)
+    assert c.n_groups == 3 and len(set(np.asarray(c.labels)[weak])) == 1, c
