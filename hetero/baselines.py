@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hetero.cvae import CVAEConfig, fit_cvae
+from hetero.cvae import HETDPS_CVAE, CVAEConfig, fit_cvae
 from hetero.grouping import canonical
 from hetero.protocols import SharingTrainer
 from hetero.quantify import QuantifyConfig, quantify
@@ -29,7 +29,7 @@ class SePSGrouper:
 
     name = "seps"
 
-    def __init__(self, k: int, cvae: CVAEConfig = CVAEConfig(lr=2e-3, batch_size=256, epochs=10), samples: int = 2000,
+    def __init__(self, k: int, cvae: CVAEConfig = HETDPS_CVAE, samples: int = 2000,
                  seed: int = 0) -> None:
         if k < 1:
             raise ValueError(f"SePSGrouper needs k >= 1 groups, got {k}.")

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hetero.cvae import CVAEConfig
+from hetero.cvae import HETDPS_CVAE
 from hetero.grouping import MERGE_MODES, group, match
 from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
@@ -70,7 +70,7 @@ class HetDPSConfig:
     pool_rollouts: int = 4
     no_structure: str = "keep"
     quantify: QuantifyConfig = field(default_factory=lambda: QuantifyConfig(
-        train_samples=1000, eval_samples=500, cvae=CVAEConfig(lr=2e-3, batch_size=256, epochs=10)))
+        train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE))
     seed: int = 0
     on_error: str = "raise"
 
