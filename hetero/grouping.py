@@ -135,24 +135,20 @@ def _affinity_propagation(d: np.ndarray, seed: int) -> tuple[np.ndarray | None, 
     return labels, ""
 
 
-def _split_differing(d: np.ndarray, labels: np.ndarray, differ: np.ndarray) -> np.ndarray:
-    """Split every cluster holding a pair that differs: average-linkage agglomeration of its
-    members that never joins two sub-clusters with a differing pair between them."""
+def _split_clusters(d: np.ndarray, labels: np.ndarray, can_join) -> np.ndarray:
+    """Split each cluster by average-linkage agglomeration of its members: the closest pair of
+    sub-clusters that ``can_join(a, b, mean distance)`` allows joins, until no pair may; the
+    sub-clusters left become clusters of their own."""
     out = labels.copy()
     nxt = int(labels.max()) + 1
     for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if not differ[np.ix_(idx, idx)].any():
-            continue
-        parts = [[i] for i in idx]
+        parts = [[i] for i in np.flatnonzero(labels == c)]
         while True:
             best, pair = np.inf, None
             for a in range(len(parts)):
                 for b in range(a + 1, len(parts)):
-                    if differ[np.ix_(parts[a], parts[b])].any():
-                        continue
                     m = d[np.ix_(parts[a], parts[b])].mean()
-                    if m < best:
+                    if m < best and can_join(parts[a], parts[b], m):
                         best, pair = m, (a, b)
             if pair is None:
                 break
@@ -163,6 +159,12 @@ def _split_differing(d: np.ndarray, labels: np.ndarray, differ: np.ndarray) -> n
     return out
 
 
+def _split_differing(d: np.ndarray, labels: np.ndarray, differ: np.ndarray) -> np.ndarray:
+    """Split every cluster holding a pair that differs: its sub-clusters never join across a
+    differing pair."""
+    return _split_clusters(d, labels, lambda a, b, m: not differ[np.ix_(a, b)].any())
+
+
 def noise_scale(d: np.ndarray) -> float:
     """The matrix's own scale of "alike": the median over agents of the distance to the nearest
     other agent (every agent of a group of two or more has an alike neighbour, so this is a
@@ -171,30 +173,12 @@ def noise_scale(d: np.ndarray) -> float:
 
 
 def _split_spread(d: np.ndarray, labels: np.ndarray, limit: float) -> np.ndarray:
-    """Split clusters that hold sub-clusters farther apart than ``limit``: average-linkage
-    agglomeration of each cluster's members that stops at a mean distance above ``limit``.
+    """Split clusters that hold sub-clusters farther apart than ``limit`` (mean distance).
 
     Affinity Propagation's median preference under-splits when there are many groups at unequal
     distances (pms_15a_5c: two colours at mean distance 1.1 in one cluster, within-colour 0.3),
     and the swap test may lack the power to split them; the matrix does not."""
-    out = labels.copy()
-    nxt = int(labels.max()) + 1
-    for c in np.unique(labels):
-        parts = [[i] for i in np.flatnonzero(labels == c)]
-        while len(parts) > 1:
-            best, pair = np.inf, None
-            for a in range(len(parts)):
-                for b in range(a + 1, len(parts)):
-                    m = d[np.ix_(parts[a], parts[b])].mean()
-                    if m < best:
-                        best, pair = m, (a, b)
-            if best > limit:
-                break
-            parts[pair[0]] += parts.pop(pair[1])
-        for part in parts[1:]:
-            out[part] = nxt
-            nxt += 1
-    return out
+    return _split_clusters(d, labels, lambda a, b, m: m <= limit)
 
 
 def _merge_alike(d: np.ndarray, labels: np.ndarray, test) -> np.ndarray:
