@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=QuantifyConfig.train_samples)
     p.add_argument("--eval-samples", type=int, default=QuantifyConfig.eval_samples)
     p.add_argument("--no-split-half", action="store_true", help="one CVAE on the whole pool (half the cost)")
+    p.add_argument("--validation", type=float, default=QuantifyConfig.validation,
+                   help="fraction of each half's episodes for early stopping (0: train exactly --epochs)")
     p.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs (e.g. on main) to merge into --out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="case_studies/results/egocentric_epochs.json")
@@ -104,10 +106,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     layout = layout_name()
     base = QuantifyConfig(mode="model-free", train_samples=args.train_samples, eval_samples=args.eval_samples,
-                          split_half=not args.no_split_half, cvae=replace(CVAEConfig(), kl_weight=args.kl_weight))
+                          split_half=not args.no_split_half, validation=args.validation,
+                          cvae=replace(CVAEConfig(), kl_weight=args.kl_weight))
     extras = [f"{args.behaviour} behaviour"] if args.behaviour != "heuristic" else []
-    if args.kl_weight != CVAEConfig.kl_weight:
-        extras.append(f"KL weight {args.kl_weight:g}")
+    extras.append(f"KL weight {args.kl_weight:g}")  # explicit: the default moved from 0.05 to 0.01 in 0.2.0
+    if args.validation > 0 and not args.no_split_half:
+        extras.append("early stopping")
     if (args.train_samples, args.eval_samples) != (QuantifyConfig.train_samples, QuantifyConfig.eval_samples):
         extras.append(f"{args.train_samples}/{args.eval_samples} train/eval x")
     if args.no_split_half:

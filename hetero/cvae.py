@@ -32,6 +32,9 @@ class CVAEConfig:
         epochs: passes over the training pairs.
         min_steps: fewest minibatches per epoch; a small training set gets smaller minibatches,
             ceil(pairs / min_steps), so that it still gets enough Adam steps.
+        patience: with validation pairs (``fit_cvaes(validation=...)``), stop after this many
+            epochs in which no member's validation loss improved; each member keeps the
+            parameters of its best validation epoch, so ``epochs`` is a cap, not a knob.
 
     0.2.0 changed (lr, batch_size, epochs) from (2e-3, 256, 10) to (4e-3, 1024, 5): a fifth of
     the per-sample work (the fit is compute-bound), and on Meta-Het of pms_15a_3c,
@@ -54,18 +57,20 @@ class CVAEConfig:
     batch_size: int = 1024
     epochs: int = 5
     min_steps: int = 50
+    patience: int = 5
 
     def __post_init__(self) -> None:
         from hetero.errors import check_number
 
-        for name in ("latent", "hidden", "batch_size", "epochs"):  # an untrained CVAE gives a meaningless matrix
+        for name in ("latent", "hidden", "batch_size", "epochs", "patience"):  # an untrained CVAE gives a meaningless matrix
             check_number(getattr(self, name), f"CVAEConfig.{name}" + (" (--epochs)" if name == "epochs" else ""), ge=1)
         check_number(self.lr, "CVAEConfig.lr", gt=0)
         check_number(self.kl_weight, "CVAEConfig.kl_weight", ge=0)
 
 
 # The CVAE of HetDPS and SePS rounds: the first release's settings, with which their training
-# comparisons (case_studies/results/hetdps_*) were measured; quantify's defaults moved on in 0.2.0.
+# comparisons (case_studies/results/hetdps_*) were measured; quantify's defaults moved on in 0.2.0
+# (HetDPS rounds also set QuantifyConfig.validation = 0: no early stopping).
 HETDPS_CVAE = CVAEConfig(lr=2e-3, batch_size=256, epochs=10, kl_weight=0.05)
 
 
@@ -254,6 +259,7 @@ def fit_cvaes(
     generator: torch.Generator | None = None,
     progress=None,
     encoder_x: bool = True,
+    validation: list[Tensor] | None = None,
 ) -> tuple[list[CVAE], list[list[float]]]:
     """Train K independent CVAEs at once, member k on the pairs ``parts[k]`` (row indices into x).
 
@@ -267,6 +273,13 @@ def fit_cvaes(
     per epoch. ``progress`` (callable(epoch, loss)) is called once per member and epoch.
     ``generator`` is a CPU ``torch.Generator``: minibatches and reparameterisation noise are
     drawn on the CPU and moved to x's device, so a CUDA run follows the CPU run's draws.
+
+    ``validation`` (row indices per member, pairs it does not train on, from other episodes):
+    early stopping. After every epoch each member's negative ELBO on its validation pairs (a
+    fixed noise draw) is measured, each member keeps its best epoch's parameters, and training
+    stops once ``cfg.patience`` epochs pass without any member improving. A CVAE that starts to
+    memorise its own episodes (e.g. PMS landmark layouts) is stopped before the id effects it
+    learned fade.
     """
     if not parts or any(p.numel() == 0 for p in parts):
         raise ValueError(f"fit_cvaes needs K >= 1 non-empty row sets in parts; got sizes {[p.numel() for p in parts]}.")
@@ -280,6 +293,7 @@ def fit_cvaes(
     steps = -(-most // batch)
     histories: list[list[float]] = [[] for _ in parts]
     fields = (x, y, mask) if agent is None else (x, y, mask, agent)
+    stopper = _EarlyStop(stacked, fields, validation, cfg) if validation else None
     for epoch in range(cfg.epochs):
         total = torch.zeros(len(parts), device=x.device)
         idx = _minibatches(parts, steps, batch, generator)  # [steps, K, B]
@@ -295,4 +309,47 @@ def fit_cvaes(
             histories[k].append(v)
             if progress is not None:
                 progress(epoch, v)
+        if stopper is not None and stopper.done():
+            break
+    if stopper is not None:
+        stopper.restore()
     return stacked.unstack(), histories
+
+
+class _EarlyStop:
+    """Per-member best-validation-epoch parameters of a :class:`StackedCVAEs` (see fit_cvaes)."""
+
+    def __init__(self, stacked: StackedCVAEs, fields: tuple, validation: list[Tensor], cfg: CVAEConfig) -> None:
+        if len(validation) != len(stacked.models) or any(v.numel() == 0 for v in validation):
+            raise ValueError(f"fit_cvaes: validation needs one non-empty row set per member; got sizes "
+                             f"{[v.numel() for v in validation]} for {len(stacked.models)} members.")
+        size = min(v.numel() for v in validation)  # one [K, size] batch
+        idx = torch.stack([v[:size] for v in validation])
+        self.batch = [f.index_select(0, idx.flatten().to(f.device)).view(*idx.shape, *f.shape[1:]) for f in fields]
+        # a fixed draw of its own: the training draws (minibatches, noise) are those of a run without validation
+        self.noise = torch.randn(*idx.shape, cfg.latent, generator=torch.Generator().manual_seed(0)).to(idx.device)
+        self.stacked, self.patience, self.since = stacked, cfg.patience, 0
+        self.best = torch.full((len(validation),), float("inf"), device=idx.device)
+        self.params = [p.detach().clone() for p in stacked.parameters()]
+        self.epoch = 0
+        self.kept = torch.zeros(len(validation), dtype=torch.long)  # the epoch each member keeps (1-based)
+
+    def done(self) -> bool:
+        """Measure the validation loss after an epoch; True when training should stop."""
+        with torch.no_grad():
+            loss = self.stacked.loss(*self.batch[:3], self.batch[3] if len(self.batch) > 3 else None, self.noise)
+            better = loss < self.best
+            for p, keep in zip(self.stacked.parameters(), self.params):
+                keep[better] = p[better]
+            self.best = torch.where(better, loss, self.best)
+        self.epoch += 1
+        self.kept[better.cpu()] = self.epoch
+        self.since = 0 if bool(better.any()) else self.since + 1
+        return self.since >= self.patience
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for p, keep in zip(self.stacked.parameters(), self.params):
+                p.copy_(keep)
+        for model, epoch in zip(self.stacked.models, self.kept.tolist()):
+            model.epochs_kept = epoch

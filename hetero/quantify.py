@@ -51,6 +51,9 @@ class QuantifyConfig:
         alpha: family-wise error rate of the structure test (Holm over all pairs): the chance of
             reporting more than one group when all agents are alike.
         test_samples: held-out transitions per agent and half used by the swap test.
+        validation: fraction of each half's blocks (episodes) set aside to stop its CVAE early
+            (``CVAEConfig.patience``) at its best validation epoch; 0 trains exactly
+            ``cvae.epochs`` epochs. Model-free with ``split_half`` only.
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
         cvae: CVAE hyperparameters.
@@ -63,6 +66,7 @@ class QuantifyConfig:
     split_half: bool = True
     alpha: float = 0.01
     test_samples: int = 1000
+    validation: float = 0.125
     seed: int = 0
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
@@ -75,6 +79,7 @@ class QuantifyConfig:
         for name in ("train_samples", "eval_samples", "reward_repeat", "test_samples"):  # --train-samples ...
             check_number(getattr(self, name), f"QuantifyConfig.{name} (--{name.replace('_', '-')})", ge=1)
         check_number(self.alpha, "QuantifyConfig.alpha (--alpha)", gt=0, lt=1)
+        check_number(self.validation, "QuantifyConfig.validation", ge=0, lt=0.5)
 
 
 @dataclass
@@ -173,6 +178,28 @@ def _held_out(part: Tensor, per_agent: int, gen: torch.Generator) -> tuple[Tenso
     return order[keep], agents[keep]
 
 
+def _validation_split(parts: list[Tensor], half: Tensor, block: Tensor, fraction: float,
+                      gen: torch.Generator) -> tuple[list[Tensor], list[Tensor] | None]:
+    """Each half's [T, N] validity split into training and validation parts by whole blocks
+    (episodes): ``fraction`` of the half's blocks, at least 1, from halves of >= 4 blocks; no
+    validation (None) when ``fraction`` is 0 or some agent would keep no training rows."""
+    if fraction <= 0:
+        return parts, None
+    train, val = [], []
+    for h, part in enumerate(parts):
+        blocks = torch.unique(block[half == h])
+        if blocks.numel() < 4:
+            return parts, None
+        take = max(1, round(fraction * blocks.numel()))
+        chosen = blocks[torch.randperm(blocks.numel(), generator=gen)[:take].to(blocks.device)]
+        held = torch.isin(block, chosen).unsqueeze(1)
+        train.append(part & ~held)
+        val.append(part & held)
+        if not train[-1].any(0).all() or not val[-1].any():
+            return parts, None
+    return train, val
+
+
 def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick) -> dict:
     x_all, y_all, y_mask = model_free_xy(kind, pool, cfg.reward_repeat)
     n = pool.n_agents
@@ -184,11 +211,16 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
         parts = [valid]
     er, ea = _draw(pool.rows, n, cfg.eval_samples, valid, gen)
     mats, ses, hist, contributions = [], [], [], []
-    draws = [_draw(pool.rows, n, cfg.train_samples * n, part, gen) for part in parts]  # one CVAE per half,
-    rows, agents = (torch.cat(v) for v in zip(*draws))  # fitted together as one stacked model
-    members = list(torch.arange(rows.numel(), device=rows.device).chunk(len(parts)))
+    train, val = _validation_split(parts, half, block, cfg.validation, gen) if cfg.split_half else (parts, None)
+    count = cfg.train_samples * n
+    draws = [_draw(pool.rows, n, count, part, gen) for part in train]  # one CVAE per half, fitted together
+    if val is not None:  # then each half's validation pairs (early stopping), behind the training pairs
+        draws += [_draw(pool.rows, n, min(count // 4, 4096), part, gen) for part in val]
+    rows, agents = (torch.cat(v) for v in zip(*draws))  # as one stacked model
+    sets = list(torch.arange(rows.numel(), device=rows.device).split([d[0].numel() for d in draws]))
+    members, validation = sets[:len(train)], (sets[len(train):] or None)
     models, curves = fit_cvaes(x_all[rows, agents], y_all[rows, agents], y_mask[agents], cfg.cvae, members,
-                               agent=agents, n_agents=n, generator=gen, progress=tick)
+                               agent=agents, n_agents=n, generator=gen, progress=tick, validation=validation)
     for h, (model, curve) in enumerate(zip(models, curves)):
         mu, sigma = _encode_all(model, x_all[er, ea], n)
         d, se = mean_pairwise_w2(mu, sigma)

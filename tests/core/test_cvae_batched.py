@@ -84,3 +84,27 @@ def test_own_adam_is_torch_adam():
         opt_ref.zero_grad()
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_early_stopping_keeps_each_members_best_validation_epoch():
+    """With validation pairs each member ends with the parameters of its best validation epoch:
+    exactly those of a run without validation stopped at that epoch (the validation pass draws
+    nothing from the training generator); training stops `patience` epochs after the last gain."""
+    x, y, mask, agent, n = _data(m=600)
+    y[400:] = -y[400:]  # validation pairs from another distribution: the members soon overfit to theirs
+    parts, val = [torch.arange(0, 200), torch.arange(200, 400)], [torch.arange(400, 500), torch.arange(500, 600)]
+    cfg = CVAEConfig(hidden=16, latent=4, batch_size=32, epochs=40, patience=3)
+    ticks = []
+    torch.manual_seed(0)  # the members' initialisation
+    models, _ = fit_cvaes(x, y, mask, cfg, parts, agent, n, torch.Generator().manual_seed(0),
+                          progress=lambda e, l: ticks.append(e), validation=val)
+    kept = [m.epochs_kept for m in models]
+    ran = max(ticks) + 1
+    assert all(1 <= k <= ran for k in kept) and ran == max(kept) + cfg.patience < cfg.epochs, (kept, ran)
+    for k in range(2):  # member k = the plain run cut at its kept epoch
+        torch.manual_seed(0)
+        plain, _ = fit_cvaes(x, y, mask, CVAEConfig(hidden=16, latent=4, batch_size=32, epochs=kept[k]), parts, agent, n,
+                             torch.Generator().manual_seed(0))
+        torch.testing.assert_close(_member_params(models[k]), _member_params(plain[k]))
+    with pytest.raises(ValueError, match="validation"):
+        fit_cvaes(x, y, mask, cfg, parts, agent, n, validation=[torch.arange(400, 500)])

@@ -96,3 +96,23 @@ def test_model_based_test_keeps_exact_zeros_and_tests_each_pair():
     assert t.differ[0, 2] and t.differ[2, 3]
     assert not t.differ[0, 3]  # 0.01 +/- 0.02 is noise for this pair (main: 4 x the largest se of any pair)
     assert cluster(d, test=t).labels == (0, 0, 1, 0)
+
+
+def test_validation_episodes_are_whole_blocks_of_the_own_half():
+    """Early stopping validates each half's CVAE on whole episodes of its own half, never on the
+    other half (the swap test's held-out data) nor on its own training episodes."""
+    from hetero.quantify import _validation_split
+
+    pool = mirror_pool(episodes=40)
+    gen = torch.Generator().manual_seed(0)
+    half, block = split_halves(pool.episode, pool.valid, gen)
+    parts = [pool.valid & (half == h).unsqueeze(1) for h in (0, 1)]
+    train, val = _validation_split(parts, half, block, 0.125, gen)
+    for h in (0, 1):
+        assert not (train[h] & val[h]).any() and ((train[h] | val[h]) == parts[h]).all()
+        val_eps, train_eps = set(pool.episode[val[h].any(1)].tolist()), set(pool.episode[train[h].any(1)].tolist())
+        assert not val_eps & train_eps and len(val_eps) == round(0.125 * 20)
+        assert (half[val[h].any(1)] == h).all()
+    assert _validation_split(parts, half, block, 0.0, gen) == (parts, None)
+    res = quantify(mirror_pool(), "meta", QuantifyConfig(**{**FAST.__dict__, "validation": 0.0}))
+    assert group(res).labels == (0, 1)  # and without early stopping the two agents still differ
