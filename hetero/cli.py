@@ -155,6 +155,7 @@ def cmd_quantify(args) -> int:
         cfg = QuantifyConfig(
             mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
             device=args.device, cvae=replace(CVAEConfig(), epochs=args.epochs), alpha=args.alpha,
+            validation=args.early_stop,
         )
         run_dir = _out_dir(args)
         torch.set_num_threads(args.threads) if args.threads else None
@@ -418,6 +419,9 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
                    help="family-wise error rate of the structure test: the chance of reporting more than one "
                         f"group when all agents are alike (default {QuantifyConfig.alpha})")
     q.add_argument("--epochs", type=int, default=CVAEConfig.epochs, help="CVAE training epochs")
+    q.add_argument("--early-stop", type=float, default=QuantifyConfig.validation, metavar="FRACTION",
+                   help="model-free: hold out FRACTION (e.g. 0.125) of each half's episodes and keep each CVAE's "
+                        "best epoch on them, so --epochs becomes a cap (for long fits; default 0 = off)")
     q.add_argument("--mode", default="auto", choices=["auto", "model-based", "model-free"])
     q.add_argument("--behaviour", default="heuristic", help="heuristic | random | checkpoint:RUN_DIR (who fills the pool)")
     q.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour (0..10)")

@@ -69,8 +69,7 @@ class CVAEConfig:
 
 
 # The CVAE of HetDPS and SePS rounds: the first release's settings, with which their training
-# comparisons (case_studies/results/hetdps_*) were measured; quantify's defaults moved on in 0.2.0
-# (HetDPS rounds also set QuantifyConfig.validation = 0: no early stopping).
+# comparisons (case_studies/results/hetdps_*) were measured; quantify's defaults moved on in 0.2.0.
 HETDPS_CVAE = CVAEConfig(lr=2e-3, batch_size=256, epochs=10, kl_weight=0.05)
 
 

@@ -70,7 +70,7 @@ class HetDPSConfig:
     pool_rollouts: int = 4
     no_structure: str = "keep"
     quantify: QuantifyConfig = field(default_factory=lambda: QuantifyConfig(
-        train_samples=1000, eval_samples=500, validation=0.0, cvae=HETDPS_CVAE))
+        train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE))
     seed: int = 0
     on_error: str = "raise"
 

@@ -52,8 +52,10 @@ class QuantifyConfig:
             reporting more than one group when all agents are alike.
         test_samples: held-out transitions per agent and half used by the swap test.
         validation: fraction of each half's blocks (episodes) set aside to stop its CVAE early
-            (``CVAEConfig.patience``) at its best validation epoch; 0 trains exactly
-            ``cvae.epochs`` epochs. Model-free with ``split_half`` only.
+            (``CVAEConfig.patience``) at its best validation epoch, for fits with many epochs;
+            0 (default) trains exactly ``cvae.epochs``. Model-free with ``split_half`` only. Off by
+            default: at the default 5 epochs it costs power (the held-out episodes are not
+            trained on), e.g. PMS Meta-Het ARI 1.0 in 6-9 of 10 seeds per task instead of 10.
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
         cvae: CVAE hyperparameters.
@@ -66,7 +68,7 @@ class QuantifyConfig:
     split_half: bool = True
     alpha: float = 0.01
     test_samples: int = 1000
-    validation: float = 0.125
+    validation: float = 0.0
     seed: int = 0
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
@@ -79,7 +81,7 @@ class QuantifyConfig:
         for name in ("train_samples", "eval_samples", "reward_repeat", "test_samples"):  # --train-samples ...
             check_number(getattr(self, name), f"QuantifyConfig.{name} (--{name.replace('_', '-')})", ge=1)
         check_number(self.alpha, "QuantifyConfig.alpha (--alpha)", gt=0, lt=1)
-        check_number(self.validation, "QuantifyConfig.validation", ge=0, lt=0.5)
+        check_number(self.validation, "QuantifyConfig.validation (--early-stop)", ge=0, lt=0.5)
 
 
 @dataclass

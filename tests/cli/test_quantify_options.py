@@ -45,6 +45,10 @@ def test_configs_validate_numbers_for_the_python_api():
         CVAEConfig(epochs=0)
     with pytest.raises(ValueError, match="lr"):
         CVAEConfig(lr=float("inf"))
+    with pytest.raises(ValueError, match="patience"):
+        CVAEConfig(patience=0)
+    with pytest.raises(ValueError, match="early-stop"):
+        QuantifyConfig(validation=-0.1)
 
 
 def test_kind_all_without_checkpoint_leaves_out_policy_and_default_kind_says_what_it_sees(tmp_path, capsys):
