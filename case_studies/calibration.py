@@ -79,8 +79,6 @@ def shuffle_agents_per_episode(pool, seed: int):
     """The pool with the agent axis permuted independently in every episode: agents that differ
     only by a fixed slot (VMAS balance spawns agent i at slot i under the line) become
     exchangeable, while the env's own dynamics, noise and time correlation stay real."""
-    from dataclasses import replace
-
     from hetero.samples import PER_AGENT_FIELDS
 
     g = torch.Generator().manual_seed(seed)
@@ -88,7 +86,7 @@ def shuffle_agents_per_episode(pool, seed: int):
     perms = torch.stack([torch.randperm(pool.n_agents, generator=g) for _ in range(ids.numel())])
     idx = perms[dense]  # [T, N]: which agent's data sits in slot k at row t
     take = lambda v: v.gather(1, idx.view(*idx.shape, *[1] * (v.dim() - 2)).expand_as(v))  # noqa: E731
-    return replace(pool, **{f: take(getattr(pool, f)) for f in PER_AGENT_FIELDS}, valid=take(pool.valid))
+    return dataclasses.replace(pool, **{f: take(getattr(pool, f)) for f in PER_AGENT_FIELDS}, valid=take(pool.valid))
 
 
 def env_runs(env_name: str, kind: str, seeds: int, cfg: QuantifyConfig, samples: int = SAMPLES,
