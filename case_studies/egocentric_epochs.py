@@ -21,7 +21,9 @@ layout's name (plus any non-default setting), so running it on main and on this 
 one table. The results file was made with (on main: the same commands from a checkout of main
 with this script copied in, each writing its own JSON, then ``--seeds --merge FILE...``):
 
-    python -m case_studies.egocentric_epochs --seeds 0 1 2                      # defaults (main: seed 2 to 40 epochs)
+    python -m case_studies.egocentric_epochs --seeds 0 1 2 --epochs 5 6 40 150  # CLI default: --early-stop auto
+    python -m case_studies.egocentric_epochs --seeds 0 1 2 --validation 0       # every epoch trained
+    python -m case_studies.egocentric_epochs --seeds 0 1 2 --validation 0.125   # early stopping at every epoch count
     python -m case_studies.egocentric_epochs --seeds 0 1 2 --kl-weight 0.005 --train-samples 1000 \
         --eval-samples 500 --no-split-half                                       # ~10 min per layout
     python -m case_studies.egocentric_epochs --seeds 0 --epochs 6 40 --kl-weight 0.005
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 from hetero.cvae import CVAEConfig
+from hetero.cli import early_stop_fraction
 from hetero.grouping import group_stats
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
@@ -53,7 +56,7 @@ def layout_name() -> str:
 
 
 def measure(env_name: str, seed: int, epochs: list[int], samples: int, noise: float, behaviour: str,
-            base: QuantifyConfig) -> list[dict]:
+            base: QuantifyConfig, validation: str = "auto") -> list[dict]:
     from marl_backends.envs import make_env
     from marl_backends.envs.sampling import collect_pool
 
@@ -62,7 +65,8 @@ def measure(env_name: str, seed: int, epochs: list[int], samples: int, noise: fl
     truth = np.asarray(env.spec.groups)
     rows = []
     for ep in epochs:
-        cfg = replace(base, seed=seed, cvae=replace(base.cvae, epochs=ep))
+        cfg = replace(base, seed=seed, cvae=replace(base.cvae, epochs=ep),
+                      validation=early_stop_fraction(validation, ep))  # as `hetero quantify --early-stop`
         t0 = time.perf_counter()
         res = quantify(pool, "obs", cfg)
         s = group_stats(res.matrix, truth)
@@ -97,8 +101,9 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=QuantifyConfig.train_samples)
     p.add_argument("--eval-samples", type=int, default=QuantifyConfig.eval_samples)
     p.add_argument("--no-split-half", action="store_true", help="one CVAE on the whole pool (half the cost)")
-    p.add_argument("--validation", type=float, default=QuantifyConfig.validation,
-                   help="fraction of each half's episodes for early stopping (0: train exactly --epochs)")
+    p.add_argument("--validation", default="auto",
+                   help="fraction of each half's episodes for early stopping (0: train exactly --epochs); auto "
+                        "(default): as `hetero quantify --early-stop auto`, on above the calibrated epochs")
     p.add_argument("--merge", nargs="*", default=[], help="JSON files of other runs (e.g. on main) to merge into --out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="case_studies/results/egocentric_epochs.json")
@@ -106,11 +111,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     layout = layout_name()
     base = QuantifyConfig(mode="model-free", train_samples=args.train_samples, eval_samples=args.eval_samples,
-                          split_half=not args.no_split_half, validation=args.validation,
+                          split_half=not args.no_split_half,
                           cvae=replace(CVAEConfig(), kl_weight=args.kl_weight))
     extras = [f"{args.behaviour} behaviour"] if args.behaviour != "heuristic" else []
     extras.append(f"KL weight {args.kl_weight:g}")  # explicit: the default moved from 0.05 to 0.01 in 0.2.0
-    if args.validation > 0 and not args.no_split_half:
+    if args.validation == "auto" and not args.no_split_half:
+        extras.append("--early-stop auto")
+    elif float(args.validation) > 0 and not args.no_split_half:
         extras.append("early stopping")
     if (args.train_samples, args.eval_samples) != (QuantifyConfig.train_samples, QuantifyConfig.eval_samples):
         extras.append(f"{args.train_samples}/{args.eval_samples} train/eval x")
@@ -125,7 +132,7 @@ def main() -> None:
         print(f"Obs-Het (model-free) on {args.env}, condition x: {key}", flush=True)
         rows = [r for r in results.get(key, []) if r["seed"] not in args.seeds or r["epochs"] not in args.epochs]
         for seed in args.seeds:
-            rows += measure(args.env, seed, args.epochs, args.samples, args.noise, args.behaviour, base)
+            rows += measure(args.env, seed, args.epochs, args.samples, args.noise, args.behaviour, base, args.validation)
         results[key] = sorted(rows, key=lambda r: (r["epochs"], r["seed"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": args.env, "kind": "obs", "mode": "model-free", "noise": args.noise,

@@ -110,6 +110,22 @@ def _out_dir(args) -> Path:
     return out
 
 
+AUTO_EARLY_STOP = 0.125  # --early-stop auto: the fraction held out once --epochs exceeds the calibrated default
+
+
+def early_stop_fraction(value: str, epochs: int) -> float:
+    """``--early-stop``: a fraction, or ``auto``: off at the calibrated ``CVAEConfig.epochs`` and below,
+    1/8 of each half's episodes above it. Long fits memorise the pool's episodes (on PMS its 64
+    landmark layouts) and lose the id effects they learned, so a fit asked to run longer than the
+    calibrated default keeps its best held-out epoch instead (README, "early stopping")."""
+    if value == "auto":
+        return AUTO_EARLY_STOP if epochs > CVAEConfig.epochs else 0.0
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"--early-stop {value!r}: give a fraction in [0, 0.5) (e.g. 0.125; 0 = off) or auto.") from None
+
+
 def _check_quantify_args(args) -> None:
     check_number(args.noise, "--noise", ge=0, le=10, hint="it is the std of the heuristic's action noise in action "
                  "units; 1 is already mostly random")
@@ -155,7 +171,7 @@ def cmd_quantify(args) -> int:
         cfg = QuantifyConfig(
             mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
             device=args.device, cvae=replace(CVAEConfig(), epochs=args.epochs), alpha=args.alpha,
-            validation=args.early_stop,
+            validation=early_stop_fraction(args.early_stop, args.epochs),
         )
         run_dir = _out_dir(args)
         torch.set_num_threads(args.threads) if args.threads else None
@@ -213,6 +229,8 @@ def cmd_quantify(args) -> int:
                  "p_value": res.p_value, "alpha": None if res.test is None else res.test.alpha,
                  "between": stats["between"], "within": stats["within"], "ratio": stats["ratio"],
                  "seconds": res.timings["quantify_s"]}
+        if "epochs_kept" in res.settings:
+            entry["epochs_kept"] = res.settings["epochs_kept"]
         if truth is not None:
             entry["ari_vs_env_groups"] = _ari(truth, groups.labels)
         summary["kinds"][kind] = entry
@@ -229,6 +247,9 @@ def cmd_quantify(args) -> int:
         print("groups:", _group_lists(groups.labels) + (f"   ARI vs env groups: {entry['ari_vs_env_groups']:.2f}" if truth else ""))
         if groups.note:
             print("note:", groups.note)
+        if "epochs_kept" in entry:
+            print(f"early stopping (--early-stop {cfg.validation:g}): the halves' CVAEs kept epochs "
+                  f"{', '.join(map(str, entry['epochs_kept']))} of at most {cfg.cvae.epochs}")
     bar.close()
     if args.kind == DEFAULT_KIND:
         print(f"\nnote: {DEFAULT_KIND_NOTE}")
@@ -419,9 +440,10 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
                    help="family-wise error rate of the structure test: the chance of reporting more than one "
                         f"group when all agents are alike (default {QuantifyConfig.alpha})")
     q.add_argument("--epochs", type=int, default=CVAEConfig.epochs, help="CVAE training epochs")
-    q.add_argument("--early-stop", type=float, default=QuantifyConfig.validation, metavar="FRACTION",
-                   help="model-free: hold out FRACTION (e.g. 0.125) of each half's episodes and keep each CVAE's "
-                        "best epoch on them, so --epochs becomes a cap (for long fits; default 0 = off)")
+    q.add_argument("--early-stop", default="auto", metavar="FRACTION|auto",
+                   help="model-free: hold out FRACTION of each half's episodes and keep each CVAE's best epoch on "
+                        f"them, so --epochs becomes a cap; 0 = off; auto (default) = {AUTO_EARLY_STOP} when --epochs "
+                        f"exceeds the calibrated {CVAEConfig.epochs}, else off")
     q.add_argument("--mode", default="auto", choices=["auto", "model-based", "model-free"])
     q.add_argument("--behaviour", default="heuristic", help="heuristic | random | checkpoint:RUN_DIR (who fills the pool)")
     q.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour (0..10)")

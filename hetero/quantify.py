@@ -236,8 +236,9 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
     d = torch.stack(mats).mean(0)
     se = torch.stack(ses).pow(2).mean(0).sqrt() / len(mats) ** 0.5
     test = swap_test(contributions, cfg.alpha) if cfg.split_half else None
+    kept = [getattr(m, "epochs_kept", None) for m in models] if val is not None else None  # early stopping's pick
     return {"matrix": d, "stderr": se, "history": hist, "halves": torch.stack(mats) if cfg.split_half else None,
-            "test": test}
+            "test": test, "epochs_kept": kept}
 
 
 def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick,
@@ -316,6 +317,8 @@ def quantify(
     floor = float(d[alike].max()) if alike is not None and alike.any() else 0.0
     halves = None if out["halves"] is None else out["halves"].cpu().numpy()
     settings = asdict(cfg) | {"kind": kind, "n_agents": pool.n_agents, "pool_rows": pool.rows}
+    if out.get("epochs_kept"):  # early stopping: the epoch each half's CVAE kept
+        settings["epochs_kept"] = out["epochs_kept"]
     return HeterogeneityResult(
         kind=kind,
         mode="model-based" if based else "model-free",

@@ -45,6 +45,7 @@ CASES = [  # (argv, expected exit code, text the error line must contain)
     ([*QUANT, "--train-samples", "-5"], 2, "train_samples (--train-samples) must be >= 1"),
     ([*QUANT, "--epochs", "0"], 2, "CVAEConfig.epochs (--epochs) must be >= 1"),
     ([*QUANT, "--early-stop", "0.7"], 2, "QuantifyConfig.validation (--early-stop) must be >= 0 and < 0.5"),
+    ([*QUANT, "--early-stop", "soon"], 2, "--early-stop 'soon': give a fraction in [0, 0.5)"),
     ([*QUANT, "--noise", "1e36"], 2, "--noise must be >= 0 and <= 10"),
     ([*QUANT, "--noise", "-1"], 2, "--noise must be >= 0"),
     ([*QUANT, "--behaviour", "greedy"], 2, "--behaviour 'greedy'"),

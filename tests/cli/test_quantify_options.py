@@ -62,3 +62,26 @@ def test_kind_all_without_checkpoint_leaves_out_policy_and_default_kind_says_wha
     assert main(["quantify", "--env", "spread_v4", "--samples", "64", "--out", str(tmp_path / "m"), *FAST]) == 0
     out_text = capsys.readouterr().out
     assert "note: Meta-Het (the default kind)" in out_text and "Effect-Het" in out_text and "--kind all" in out_text
+
+
+def test_early_stop_auto_holds_out_episodes_only_above_the_calibrated_epochs(tmp_path, capsys):
+    """--early-stop auto (the default): the calibrated default epochs train exactly; a longer fit keeps
+    each half's best held-out epoch (long fits memorise PMS's landmark layouts, README)."""
+    from hetero.cli import AUTO_EARLY_STOP, early_stop_fraction
+
+    assert early_stop_fraction("auto", CVAEConfig.epochs) == 0.0
+    assert early_stop_fraction("auto", CVAEConfig.epochs + 1) == AUTO_EARLY_STOP
+    assert early_stop_fraction("0", 150) == 0.0 and early_stop_fraction("0.25", 1) == 0.25
+    args = ["quantify", "--env", "spread_v4", "--kind", "obs", "--mode", "model-free", "--samples", "400",
+            "--train-samples", "64", "--eval-samples", "32", "--quiet", "--no-plots"]
+    capsys.readouterr()
+    assert main([*args, "--epochs", str(CVAEConfig.epochs + 3), "--out", str(tmp_path / "long")]) == 0
+    assert "early stopping (--early-stop 0.125)" in capsys.readouterr().out
+    cfg = json.loads((tmp_path / "long" / "config.json").read_text())
+    kept = json.loads((tmp_path / "long" / "summary.json").read_text())["kinds"]["obs"]["epochs_kept"]
+    assert cfg["quantify"]["validation"] == AUTO_EARLY_STOP
+    assert len(kept) == 2 and all(1 <= k <= CVAEConfig.epochs + 3 for k in kept)
+    assert main([*args, "--epochs", str(CVAEConfig.epochs + 3), "--early-stop", "0", "--out", str(tmp_path / "off")]) == 0
+    assert "epochs_kept" not in json.loads((tmp_path / "off" / "summary.json").read_text())["kinds"]["obs"]
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    assert json.loads((tmp_path / "default" / "config.json").read_text())["quantify"]["validation"] == 0.0
