@@ -11,7 +11,7 @@ V(s_T) of the state the next rollout continues from, like a truncation.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -39,7 +39,8 @@ class EnvCursor:
 
     def state_dict(self) -> dict:
         o = self.obs
-        return {"obs": {k: getattr(o, k) for k in ("obs", "state", "local_state", "avail_actions", "alive")},
+        # every field, env_state (S^E) included: a resumed run's sample pools need it as the unbroken run's do
+        return {"obs": {f.name: getattr(o, f.name) for f in fields(Observation)},
                 "ep_ret": self.ep_ret.clone(), "ep_len": self.ep_len.clone()}
 
     @staticmethod

@@ -93,3 +93,26 @@ def test_train_return_is_finite_from_the_first_finished_episode_on():
     rets = [tr.iterate()["train_return"] for _ in range(cfg.iterations)]
     first = next(i for i, r in enumerate(rets) if math.isfinite(r))
     assert first <= 3 and all(math.isfinite(r) for r in rets[first:])  # episodes end every 30 steps, rollouts are 8
+
+
+def test_resume_keeps_the_env_state_of_the_running_episodes(tmp_path):
+    """EnvCursor carried obs/state/... through checkpoints but not env_state (S^E): the first
+    rollout after a resume had no S^E, so its sample pool's model-free conditions differed from the
+    unbroken run's, and a HetDPS pool spanning the resume failed to concatenate (round skipped)."""
+    from hetero.samples import SamplePool
+
+    cfg = TrainConfig(env="pms_15a_3c", algo="mappo", num_envs=2, rollout_steps=10, hidden=(16, 16), ppo_epochs=1,
+                      num_minibatches=1, critic_epochs=1, critic_minibatches=1, eval_episodes=1, eval_interval=0,
+                      checkpoint_interval=1, progress=False, tensorboard=False, seed=3, frames=2 * 10 * 3)
+    full = make_trainer(cfg)
+    train(full, tmp_path / "a")
+    part = make_trainer(cfg.replace(frames=2 * 10 * 2))
+    train(part, tmp_path / "b")
+    before = part.sample_pool()
+    resumed = load_trainer(tmp_path / "b", frames=2 * 10 * 3)
+    assert resumed.cursor.obs.env_state is not None
+    assert torch.equal(resumed.cursor.obs.env_state, part.cursor.obs.env_state)
+    train(resumed, tmp_path / "b")
+    after, unbroken = resumed.sample_pool(), full.sample_pool()
+    assert after.env_state is not None and torch.equal(after.env_state, unbroken.env_state)
+    assert SamplePool.concat([before, after]).rows == before.rows + after.rows
