@@ -4,11 +4,14 @@
     python -m case_studies.calibration --part fp --seeds 50
     python -m case_studies.calibration --part power --seeds 20
     python -m case_studies.calibration --part envs
+    python -m case_studies.calibration --reweight off --out DIR   # the plain (not reweighted) swap test
 
 Every run is ``quantify`` with the default ``QuantifyConfig`` (Meta-Het unless said otherwise)
 followed by ``group``; "more than one group" is the claim whose error rates are measured.
 
-- fp: homogeneous agents -- planted pools with effect 0 (N = 2 and N = 6), VMAS ``navigation``
+- fp: homogeneous agents -- planted pools with effect 0 (N = 2 and N = 6; and again with every
+  agent acting on its own action preferences, ``planted_pool(behaviour=BEHAVIOUR)``: one transition
+  function, different visitation -- the null of the behaviour-invariant test), VMAS ``navigation``
   under its default behaviour, and VMAS ``balance`` with each episode's agent slots shuffled --
   the fraction of seeds that report more than one group (the test's family-wise level is
   ``QuantifyConfig.alpha`` = 0.01). Plain ``balance`` is not homogeneous in the meta-transition:
@@ -48,6 +51,7 @@ STRUCTURES = {  # name -> types of the agents
     "7/4/1": (0,) * 7 + (1,) * 4 + (2,),
 }
 EFFECTS = (0.05, 0.1, 0.2, 0.4, 0.8)
+BEHAVIOUR = 3.0  # per-agent action preferences of the behaviour-shift nulls (planted_pool(behaviour=...))
 SAMPLES = 3200  # transitions per agent: `hetero quantify`'s default --samples (64 env streams x 50 steps)
 
 
@@ -65,10 +69,11 @@ def one_run(pool, kind: str, seed: int, cfg: QuantifyConfig, model=None) -> dict
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def planted_runs(types, effect: float, seeds: int, cfg: QuantifyConfig, episodes: int = 32) -> list[dict]:
+def planted_runs(types, effect: float, seeds: int, cfg: QuantifyConfig, episodes: int = 32,
+                 behaviour: float = 0.0) -> list[dict]:
     out = []
     for seed in range(seeds):
-        pool, truth = planted_pool(types, effect, episodes=episodes, seed=seed)
+        pool, truth = planted_pool(types, effect, episodes=episodes, seed=seed, behaviour=behaviour)
         r = one_run(pool, "meta", seed, cfg)
         r["ari"] = ari(truth, r["labels"])
         out.append(r)
@@ -130,7 +135,11 @@ def _wanted(name: str, only: str | None) -> bool:
 def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True, path: Path | None = None,
             only: str | None = None) -> dict:
     cases = {"planted N=2, effect 0": lambda: planted_runs((0, 1), 0.0, seeds, cfg),
-             "planted N=6, effect 0": lambda: planted_runs((0,) * 6, 0.0, seeds, cfg)}
+             "planted N=6, effect 0": lambda: planted_runs((0,) * 6, 0.0, seeds, cfg),
+             f"planted N=2, effect 0, own behaviours ({BEHAVIOUR})": lambda: planted_runs((0, 1), 0.0, seeds, cfg,
+                                                                                            behaviour=BEHAVIOUR),
+             f"planted N=6, effect 0, own behaviours ({BEHAVIOUR})": lambda: planted_runs((0,) * 6, 0.0, seeds, cfg,
+                                                                                            behaviour=BEHAVIOUR)}
     if envs:
         cases |= {"vmas_navigation": lambda: env_runs("vmas_navigation", "meta", seeds, cfg),
                   "vmas_balance, slots shuffled per episode":
@@ -251,9 +260,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--only", default=None, help="comma list of substrings: run only the cases whose name has one")
     ap.add_argument("--kl-weight", type=float, default=None, help="CVAE KL weight (default: CVAEConfig's)")
+    ap.add_argument("--reweight", choices=["default", "on", "off"], default="default",
+                    help="behaviour-invariant swap test (QuantifyConfig.reweight; default: QuantifyConfig's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = QuantifyConfig()
+    if args.reweight != "default":
+        cfg = dataclasses.replace(cfg, reweight=args.reweight == "on")
     if args.kl_weight is not None:
         cfg = dataclasses.replace(cfg, cvae=dataclasses.replace(cfg.cvae, kl_weight=args.kl_weight))
     out = Path(args.out)

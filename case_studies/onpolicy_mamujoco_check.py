@@ -5,9 +5,14 @@ episodes, so training saw only their first 200 steps and ``train_return`` was Na
 Runs (HARL App. K defaults otherwise, 1 torch thread; SEED = 0, 1, ...)::
 
     hetero train --env mamujoco_halfcheetah_2x3 --algo mappo|happo --num-envs 10 --rollout-steps 200 \\
-        --frames 60000 --eval-interval 5 --eval-episodes 5 --checkpoint-interval 30 --threads 1 \\
+        --frames 1000000 --eval-interval 25 --eval-episodes 5 --checkpoint-interval 50 --threads 1 \\
         --seed SEED --out-dir OUT --run-name halfcheetah_2x3_ALGO_sSEED --no-progress --no-tensorboard
     python -m case_studies.onpolicy_mamujoco_check OUT
+
+``case_studies/results/onpolicy_mamujoco_1m/`` holds seeds 0-2 of both at 1M frames (the run
+folders' config.json and metrics.csv; ~4-7 min per run at 2500-4200 frames/s on one thread);
+``case_studies/results/onpolicy_mamujoco/`` the first 60k-frame check (``--frames 60000
+--eval-interval 5 --checkpoint-interval 30``, seeds 0-1).
 
 The second line plots ``train_return`` (last 10 finished episodes) and the deterministic
 ``eval_return`` as mean +/- sd over seeds (``hetero.plotting.reward_bands``) into OUT and writes

@@ -172,6 +172,7 @@ def cmd_quantify(args) -> int:
             mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
             device=args.device, cvae=replace(CVAEConfig(), epochs=args.epochs), alpha=args.alpha,
             validation=early_stop_fraction(args.early_stop, args.epochs),
+            reweight=args.reweight,
         )
         run_dir = _out_dir(args)
         torch.set_num_threads(args.threads) if args.threads else None
@@ -444,6 +445,10 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
                    help="model-free: hold out FRACTION of each half's episodes and keep each CVAE's best epoch on "
                         f"them, so --epochs becomes a cap; 0 = off; auto (default) = {AUTO_EARLY_STOP} when --epochs "
                         f"exceeds the calibrated {CVAEConfig.epochs}, else off")
+    q.add_argument("--reweight", action=argparse.BooleanOptionalAction, default=QuantifyConfig.reweight,
+                   help="behaviour-invariant structure test: weight each pair's held-out transitions to the overlap "
+                        "of the two agents' conditions, so agents that only act differently are not told apart "
+                        "(hetero/overlap.py)")
     q.add_argument("--mode", default="auto", choices=["auto", "model-based", "model-free"])
     q.add_argument("--behaviour", default="heuristic", help="heuristic | random | checkpoint:RUN_DIR (who fills the pool)")
     q.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour (0..10)")

@@ -30,6 +30,7 @@ from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
 from hetero.kinds import KINDS, check_kind, model_free_xy
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
+from hetero.overlap import fit_id_classifier, pair_weights
 from hetero.structure import StructureTest, model_based_test, split_halves, swap_contributions, swap_test
 from hetero.wasserstein import mean_pairwise_w2
 
@@ -56,6 +57,9 @@ class QuantifyConfig:
             0 (default) trains exactly ``cvae.epochs``. Model-free with ``split_half`` only. Off by
             default: at the default 5 epochs it costs power (the held-out episodes are not
             trained on), e.g. PMS Meta-Het ARI 1.0 in 6-9 of 10 seeds per task instead of 10.
+        reweight: behaviour-invariant swap test (hetero/overlap.py): each pair's held-out
+            transitions are importance-weighted to one condition distribution, so agents that
+            act differently but share a transition function are not reported as different.
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
         cvae: CVAE hyperparameters.
@@ -69,6 +73,7 @@ class QuantifyConfig:
     alpha: float = 0.01
     test_samples: int = 1000
     validation: float = 0.0
+    reweight: bool = True
     seed: int = 0
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
@@ -230,9 +235,15 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
         ses.append(se)
         hist += curve
         if cfg.split_half:
+            weights = None
+            if cfg.reweight:  # q(id | x) from this half's own training rows, applied to the other half's
+                clf, prior = fit_id_classifier(x_all[draws[h][0], draws[h][1]], draws[h][1], n, gen)
             rows, agents = _held_out(parts[1 - h], cfg.test_samples, gen)
+            if cfg.reweight:
+                weights = pair_weights(clf, prior, x_all[rows, agents], agents)
             contributions.append(swap_contributions(model, x_all[rows, agents], y_all[rows, agents],
-                                                    y_mask[agents], agents, block[rows], n, int(block.max()) + 1))
+                                                    y_mask[agents], agents, block[rows], n, int(block.max()) + 1,
+                                                    weights))
     d = torch.stack(mats).mean(0)
     se = torch.stack(ses).pow(2).mean(0).sqrt() / len(mats) ** 0.5
     test = swap_test(contributions, cfg.alpha) if cfg.split_half else None

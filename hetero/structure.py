@@ -183,13 +183,17 @@ def _swap_losses(model, x: Tensor, y: Tensor, mask: Tensor, n: int, chunk: int =
 
 
 def swap_contributions(model, x: Tensor, y: Tensor, mask: Tensor, agent: Tensor, block: Tensor,
-                       n: int, n_blocks: int) -> Tensor:
-    """Per-block contributions V [n_blocks, N, N] with sum_b V[b] = S (held-out rows of one half)."""
+                       n: int, n_blocks: int, weights: Tensor | None = None) -> Tensor:
+    """Per-block contributions V [n_blocks, N, N] with sum_b V[b] = S (held-out rows of one half).
+
+    ``weights`` [K, N] (hetero.overlap.pair_weights): row k's weight in its pair with each agent;
+    each pair's means become self-normalised weighted means (the behaviour-invariant test)."""
     loss = _swap_losses(model, x, y, mask, n).double()  # [K, N]
     g = loss - loss.gather(1, agent.unsqueeze(1))  # excess error of every id over the own one
-    per_agent = torch.bincount(agent, minlength=n).clamp_min(1).double()
+    w = torch.ones_like(g) if weights is None else weights.double()
+    total = torch.zeros(n, n, dtype=torch.float64, device=x.device).index_add_(0, agent, w)  # [i, j] sum of i's weights
     u = torch.zeros(n_blocks * n, n, dtype=torch.float64, device=x.device)
-    u.index_add_(0, block * n + agent, g / per_agent[agent].unsqueeze(1))
+    u.index_add_(0, block * n + agent, w * g / total[agent].clamp_min(1e-300))
     u = u.view(n_blocks, n, n)
     return u + u.transpose(1, 2)
 

@@ -193,7 +193,8 @@ class BenchmarlSharing:
 
 
 # kl_weight 0.05: the setting case_studies/results/benchmarl was measured with (quantify moved to 0.01)
-DEFAULT_ROUND = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=CVAEConfig(epochs=10, kl_weight=0.05))
+DEFAULT_ROUND = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=CVAEConfig(epochs=10, kl_weight=0.05),
+                               reweight=False)  # HetDPS rounds keep the plain swap test (HetDPSConfig)
 
 
 class HetDPSCallback(_BatchCallback):

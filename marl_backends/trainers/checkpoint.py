@@ -44,7 +44,7 @@ def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
     from hetero.quantify import QuantifyConfig
 
     qcfg = QuantifyConfig(train_samples=cfg.hetdps_samples, eval_samples=max(1, cfg.hetdps_samples // 2),
-                          device=cfg.device, cvae=HETDPS_CVAE)
+                          device=cfg.device, cvae=HETDPS_CVAE, reweight=False)  # as HetDPSConfig's default
     hcfg = HetDPSConfig(kind=cfg.hetdps_kind, interval=cfg.hetdps_interval, merge=cfg.merge,
                         pool_rollouts=cfg.hetdps_rollouts, no_structure=cfg.hetdps_no_structure, quantify=qcfg,
                         seed=cfg.seed, on_error="warn")  # a long run outlives one failed round (logged)

@@ -85,3 +85,11 @@ def test_early_stop_auto_holds_out_episodes_only_above_the_calibrated_epochs(tmp
     assert "epochs_kept" not in json.loads((tmp_path / "off" / "summary.json").read_text())["kinds"]["obs"]
     assert main([*args, "--out", str(tmp_path / "default")]) == 0
     assert json.loads((tmp_path / "default" / "config.json").read_text())["quantify"]["validation"] == 0.0
+
+
+def test_reweight_is_on_by_default_and_can_be_turned_off(tmp_path):
+    args = ["quantify", "--env", "spread_v4", "--samples", "400", *FAST]
+    assert main([*args, "--out", str(tmp_path / "on")]) == 0
+    assert main([*args, "--no-reweight", "--out", str(tmp_path / "off")]) == 0
+    on, off = (json.loads((tmp_path / d / "config.json").read_text())["quantify"]["reweight"] for d in ("on", "off"))
+    assert on is True and off is False and QuantifyConfig().reweight is True
