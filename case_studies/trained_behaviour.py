@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run", default=None, help="an existing `hetero train` run folder (skips training)")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--no-reweight", action="store_true", help="the plain swap test (hetero quantify --no-reweight)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     run = Path(args.run) if args.run else out / "runs" / f"{args.env}_{args.sharing}_s{args.seed}"
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         it = int(ckpt.stem.split("_")[1])
         qdir = out / "quantify" / f"{args.env}_{args.sharing}_s{args.seed}_iter{it}"
         code = hetero(["quantify", "--env", args.env, "--behaviour", f"checkpoint:{ckpt}", "--seed", str(args.seed),
-                       "--out", str(qdir), "--overwrite", "--no-plots"])
+                       "--out", str(qdir), "--overwrite", "--no-plots", *(["--no-reweight"] if args.no_reweight else [])])
         if code:
             raise SystemExit(code)
         meta = json.loads((qdir / "summary.json").read_text())["kinds"]["meta"]
