@@ -21,16 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hetero.cvae import HETDPS_CVAE
+from case_studies.calibration import ari
 from hetero.grouping import group, group_stats
-from hetero.quantify import QuantifyConfig, quantify
+from hetero.hetdps import HETDPS_QUANTIFY
+from hetero.quantify import quantify
 from hetero.samples import SamplePool
-
-
-def ari(a, b) -> float:
-    from sklearn.metrics import adjusted_rand_score
-
-    return float(adjusted_rand_score(a, b))
 
 
 def probe(run: Path, iteration: int, rollouts: int, seed: int) -> list[dict]:
@@ -45,7 +40,7 @@ def probe(run: Path, iteration: int, rollouts: int, seed: int) -> list[dict]:
     pool, truth = SamplePool.concat(pools), tr.spec.groups
     rows = []
     for reweight in (False, True):
-        cfg = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=reweight, seed=seed + 1)
+        cfg = replace(HETDPS_QUANTIFY, reweight=reweight, seed=seed + 1)
         t0 = time.perf_counter()
         res = quantify(pool, "meta", cfg)
         g = group(res, seed=seed)

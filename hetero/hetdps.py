@@ -40,6 +40,11 @@ from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
 
 NO_STRUCTURE = ("merge", "keep")
+
+# A round's quantification: smaller than the CLI's, the first release's CVAE and the plain swap test,
+# the settings HetDPS's comparisons were measured with (README, HetDPS). Trainers and the BenchMARL
+# callback derive theirs from it.
+HETDPS_QUANTIFY = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=False)
 ON_ERROR = ("raise", "warn")
 
 
@@ -55,10 +60,10 @@ class HetDPSConfig:
             pools (Alg. 1 line 5); they are gathered in the updates just before a round.
         no_structure: what a model-free round that finds nothing beyond its noise floor does:
             "keep" (leave the layout as it is; default) or "merge" (one group).
-        quantify: settings of each round's quantification (smaller than the CLI's defaults, to
-            keep the online overhead low). The plain swap test (``reweight=False``), with which
+        quantify: settings of each round's quantification (:data:`HETDPS_QUANTIFY`: smaller than
+            the CLI's defaults, to keep the online overhead low, and the plain swap test, with which
             HetDPS's comparisons were measured: on the NPS runs' checkpoints of pms_15a_3c the
-            behaviour-invariant test gave groupings no closer to the colours (README, HetDPS).
+            behaviour-invariant test gave groupings no closer to the colours, README, HetDPS).
         seed: base seed; round k uses seed + k.
         on_error: what a round that fails (e.g. on a malformed sample pool) does: "raise" (default,
             so a wrong pool is found at the first round instead of freezing the layout) or "warn"
@@ -71,8 +76,7 @@ class HetDPSConfig:
     merge: str = "majority"
     pool_rollouts: int = 4
     no_structure: str = "keep"
-    quantify: QuantifyConfig = field(default_factory=lambda: QuantifyConfig(
-        train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=False))  # as measured (README, HetDPS)
+    quantify: QuantifyConfig = HETDPS_QUANTIFY  # frozen, so one shared default is safe
     seed: int = 0
     on_error: str = "raise"
 

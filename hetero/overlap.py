@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+
 class IdClassifier(nn.Module):
     """q(k | x): which agent a condition x came from (one hidden layer, standardised x)."""
 

@@ -28,9 +28,9 @@ from torch import Tensor
 
 from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
 from hetero.kinds import KINDS, check_kind, model_free_xy
+from hetero.overlap import fit_id_classifier, pair_weights
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
-from hetero.overlap import fit_id_classifier, pair_weights
 from hetero.structure import StructureTest, model_based_test, split_halves, swap_contributions, swap_test
 from hetero.wasserstein import mean_pairwise_w2
 
@@ -235,12 +235,10 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
         ses.append(se)
         hist += curve
         if cfg.split_half:
-            weights = None
-            if cfg.reweight:  # q(id | x) from this half's own training rows, applied to the other half's
-                clf, prior = fit_id_classifier(x_all[draws[h][0], draws[h][1]], draws[h][1], n, gen)
+            # q(id | x) from this half's own training rows, applied to the other half's
+            fit = fit_id_classifier(x_all[draws[h][0], draws[h][1]], draws[h][1], n, gen) if cfg.reweight else None
             rows, agents = _held_out(parts[1 - h], cfg.test_samples, gen)
-            if cfg.reweight:
-                weights = pair_weights(clf, prior, x_all[rows, agents], agents)
+            weights = None if fit is None else pair_weights(*fit, x_all[rows, agents], agents)
             contributions.append(swap_contributions(model, x_all[rows, agents], y_all[rows, agents],
                                                     y_mask[agents], agents, block[rows], n, int(block.max()) + 1,
                                                     weights))

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from hetero.cvae import CVAEConfig
 from hetero.grouping import group as group_agents
-from hetero.hetdps import HetDPS, HetDPSConfig
+from hetero.hetdps import HETDPS_QUANTIFY, HetDPS, HetDPSConfig
 from hetero.plan import RegroupPlan
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
@@ -193,8 +193,7 @@ class BenchmarlSharing:
 
 
 # kl_weight 0.05: the setting case_studies/results/benchmarl was measured with (quantify moved to 0.01)
-DEFAULT_ROUND = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=CVAEConfig(epochs=10, kl_weight=0.05),
-                               reweight=False)  # HetDPS rounds keep the plain swap test (HetDPSConfig)
+DEFAULT_ROUND = replace(HETDPS_QUANTIFY, cvae=CVAEConfig(epochs=10, kl_weight=0.05))
 
 
 class HetDPSCallback(_BatchCallback):

@@ -11,6 +11,7 @@ pool are checkpointed too, so ``--resume`` continues with the same layout and ro
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from marl_backends.trainers.config import TrainConfig
@@ -39,12 +40,10 @@ def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
     ``cfg`` is a :class:`TrainConfig` or any object with its ``HETDPS_FIELDS`` plus ``seed`` and
     ``device`` (the off-policy CLI passes such a view); model-based kinds use ``trainer.env.model``."""
     from hetero.baselines import MADPSGrouper, SePSGrouper
-    from hetero.cvae import HETDPS_CVAE
-    from hetero.hetdps import HetDPS, HetDPSConfig
-    from hetero.quantify import QuantifyConfig
+    from hetero.hetdps import HETDPS_QUANTIFY, HetDPS, HetDPSConfig
 
-    qcfg = QuantifyConfig(train_samples=cfg.hetdps_samples, eval_samples=max(1, cfg.hetdps_samples // 2),
-                          device=cfg.device, cvae=HETDPS_CVAE, reweight=False)  # as HetDPSConfig's default
+    qcfg = replace(HETDPS_QUANTIFY, train_samples=cfg.hetdps_samples, eval_samples=max(1, cfg.hetdps_samples // 2),
+                   device=cfg.device)
     hcfg = HetDPSConfig(kind=cfg.hetdps_kind, interval=cfg.hetdps_interval, merge=cfg.merge,
                         pool_rollouts=cfg.hetdps_rollouts, no_structure=cfg.hetdps_no_structure, quantify=qcfg,
                         seed=cfg.seed, on_error="warn")  # a long run outlives one failed round (logged)
