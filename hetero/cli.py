@@ -29,7 +29,7 @@ import torch
 from hetero.cvae import CVAEConfig
 from hetero.errors import RunInterrupted, UsageError, check_number, usage_errors
 from hetero.grouping import group, group_stats
-from hetero.kinds import ENV_KINDS, KINDS
+from hetero.kinds import ENV_KINDS, KINDS, META_CONDITIONS, META_PARTS
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.runinfo import json_safe, versions
 
@@ -172,7 +172,7 @@ def cmd_quantify(args) -> int:
             mode=args.mode, train_samples=args.train_samples, eval_samples=args.eval_samples, seed=args.seed,
             device=args.device, cvae=replace(CVAEConfig(), epochs=args.epochs), alpha=args.alpha,
             validation=early_stop_fraction(args.early_stop, args.epochs),
-            reweight=args.reweight,
+            reweight=args.reweight, meta_condition=args.meta_condition,
         )
         run_dir = _out_dir(args)
         torch.set_num_threads(args.threads) if args.threads else None
@@ -212,7 +212,9 @@ def cmd_quantify(args) -> int:
     summary = {"env": args.env, "behaviour": args.behaviour, "pool_rows": pool.rows, "kinds": {}}
     matrices: dict[str, np.ndarray] = {}
     model_kinds = env.model.kinds if env.model is not None else frozenset()
-    free = [k for k in kinds if k == "meta" or (k != "policy" and (k not in model_kinds or cfg.mode == "model-free"))]
+    meta_based = set(META_PARTS) <= set(model_kinds)
+    free = [k for k in kinds if k != "policy" and (cfg.mode == "model-free" or k not in model_kinds)
+            and not (k == "meta" and meta_based and cfg.mode != "model-free")]
     n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
     bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=not bars, leave=False)
     for kind in kinds:
@@ -277,10 +279,11 @@ def cmd_quantify(args) -> int:
 
 
 DEFAULT_KIND = "meta"
-DEFAULT_KIND_NOTE = ("Meta-Het (the default kind) compares each agent's own transitions (s_i, a_i) -> "
-                     "(s_i', o_i', r_i) under this pool's behaviour. It cannot see differences that show only in "
-                     "how an agent moves the others (Effect-Het), in how it reacts to their actions (Response-Het) "
-                     "or in what it would observe or be rewarded in the same state (Obs-, Objective-Het). "
+DEFAULT_KIND_NOTE = ("Meta-Het (the default kind) compares each agent's own transition (s_i, a_i) -> "
+                     "(s_i', o_i', r_i): model-based (every agent evaluated at the same input) where the env "
+                     "evaluates it, else learned from the pool conditioned on (s_i, a_i) and the env's own state "
+                     "S^E where the pool carries it (--meta-condition own: (s_i, a_i) only, as App. G prints it). "
+                     "It does not see how an agent moves the others (Effect-Het). "
                      "Run --kind all to compare obs, response, effect, objective and meta side by side.")
 
 
@@ -450,6 +453,9 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
                         "of the two agents' conditions, so agents that only act differently are not told apart "
                         "(hetero/overlap.py)")
     q.add_argument("--mode", default="auto", choices=["auto", "model-based", "model-free"])
+    q.add_argument("--meta-condition", default=QuantifyConfig.meta_condition, choices=list(META_CONDITIONS),
+                   help="model-free Meta-Het's condition: env = (s_i, a_i, S^E) where the pool carries the env's "
+                        "own state S^E (default), own = (s_i, a_i) as App. G prints it")
     q.add_argument("--behaviour", default="heuristic", help="heuristic | random | checkpoint:RUN_DIR (who fills the pool)")
     q.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour (0..10)")
     q.add_argument("--checkpoint", default=None, help="RUN_DIR of `hetero train`: its policies for --kind policy")

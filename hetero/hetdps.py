@@ -9,13 +9,30 @@ copy parameters as needed" (lines 12-14); later rounds are lines 16-24.
 
 The heterogeneity sample pool (Alg. 1 line 5) accumulates the trainer's last ``pool_rollouts``
 sample pools before each round, so a round sees more than one batch of data without the cost of
-keeping everything. When a round's structure test finds no pair of agents that differs beyond noise
-(e.g. Meta-Het under near-random behaviour), ``no_structure`` decides: "keep" (default: no
-evidence either way yet, so leave the layout until the data shows something) or "merge" (read
-"no structure" as "homogeneous" and share one network). Measured on pms_15a_3c from NPS (seed 0,
-160k frames, interval 10): "merge" collapsed to one group at the first, signal-free round and
-had only 2 groups after 40 updates (return -101); "keep" found the exact colours at update 20
-and kept them (return -58, FPS -99). Its cost: a homogeneous task started from NPS never merges.
+keeping everything.
+
+What a round measures. A grouping read off the agents' *current policies* feeds back on itself:
+the policies are shaped by the layout the grouping chose, so a first grouping of barely trained
+networks is locked in. A round therefore measures, by default, the most informative quantity that
+does not depend on the current policies: the meta-transition (App. G) evaluated model-based where
+the env can evaluate every agent's function at one input (identical agents give exactly 0,
+whatever the agents do), else learned model-free with the env's own state S^E in the condition and
+the behaviour-invariant swap test (overlap weights, hetero/overlap.py), so that agents which only
+act differently are not told apart. Only where the pool carries no S^E does the model-free measure
+see the agents' functions through their behaviour; each round logs which measure it used
+(``info["measure"]``) and whether it depends on the policies.
+
+Acting on a grouping. A model-based round's answer is a property of the env, so it is applied at
+once. A model-free round's grouping is a noisy estimate; with ``confirm`` it is applied only when
+the round before proposed the same partition (two independent pools, two CVAE seeds), so one
+unlucky round cannot merge networks across true groups (from NPS, every first round that finds
+structure merges). When the structure test finds no pair of agents that differs beyond noise,
+``no_structure`` decides: "keep" (default: no evidence either way, leave the layout) or "merge"
+(read "no structure" as "homogeneous" and share one network).
+
+Schedule. The first round runs at update ``first_round`` (1 by default: the measure does not need
+trained policies), then every ``interval`` updates; no round runs at the last update (there is no
+training left to use it).
 
 The grouping step is a :class:`Grouper`, so the paper's baselines (Table 2) run on the same
 interface: :class:`HetGrouper` (HetDPS), :class:`~hetero.baselines.SePSGrouper` and
@@ -33,7 +50,7 @@ from typing import Protocol
 import numpy as np
 
 from hetero.cvae import HETDPS_CVAE
-from hetero.grouping import MERGE_MODES, group, match
+from hetero.grouping import MERGE_MODES, canonical, group, match
 from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
 from hetero.quantify import QuantifyConfig, quantify
@@ -41,29 +58,33 @@ from hetero.samples import SamplePool
 
 NO_STRUCTURE = ("merge", "keep")
 
-# A round's quantification: smaller than the CLI's, the first release's CVAE and the plain swap test,
-# the settings HetDPS's comparisons were measured with (README, HetDPS). Trainers and the BenchMARL
-# callback derive theirs from it.
-HETDPS_QUANTIFY = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=False)
+# A round's quantification: smaller than the CLI's (online cost), the first release's CVAE, the
+# behaviour-invariant swap test and Meta-Het conditioned on S^E (the module docstring says why).
+# Trainers and the BenchMARL callback derive theirs from it.
+HETDPS_QUANTIFY = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=True,
+                                 meta_condition="env")
 ON_ERROR = ("raise", "warn")
 
 
 @dataclass(frozen=True)
 class HetDPSConfig:
     """Attributes:
-        kind: heterogeneity kind that drives the grouping (meta by default; any kind works).
+        kind: heterogeneity kind that drives the grouping (meta by default: model-based where the
+            env evaluates it, else model-free on (s_i, a_i, S^E); any kind works).
         interval: trainer updates between two regrouping rounds (paper Table 6: insensitive
-            between 20 and 2000). 50 keeps a round's cost under 5% of training on pms_15a_3c
-            with the default batch (bench/bench_hetdps.py: 0.905x of FPS at 25 on a loaded CPU).
+            between 20 and 2000).
+        first_round: the update of the first round (1: right after the first rollout, since the
+            default measure does not depend on the policies); later rounds every ``interval``.
+        confirm: apply a model-free round's grouping only when the round before proposed the
+            same partition (a model-based round acts at once).
         merge: merge mode when networks merge: majority | random | average | weighted.
         pool_rollouts: the heterogeneity sample pool holds the trainer's last this many sample
             pools (Alg. 1 line 5); they are gathered in the updates just before a round.
         no_structure: what a model-free round that finds nothing beyond its noise floor does:
-            "keep" (leave the layout as it is; default) or "merge" (one group).
+            "keep" (leave the layout as it is; default) or "merge" (one group). A model-based
+            round of an env kind that finds no structure has measured identical functions: it merges.
         quantify: settings of each round's quantification (:data:`HETDPS_QUANTIFY`: smaller than
-            the CLI's defaults, to keep the online overhead low, and the plain swap test, with which
-            HetDPS's comparisons were measured: on the NPS runs' checkpoints of pms_15a_3c the
-            behaviour-invariant test gave groupings no closer to the colours, README, HetDPS).
+            the CLI's defaults, to keep the online overhead low).
         seed: base seed; round k uses seed + k.
         on_error: what a round that fails (e.g. on a malformed sample pool) does: "raise" (default,
             so a wrong pool is found at the first round instead of freezing the layout) or "warn"
@@ -73,6 +94,8 @@ class HetDPSConfig:
 
     kind: str = "meta"
     interval: int = 50
+    first_round: int = 1
+    confirm: bool = True
     merge: str = "majority"
     pool_rollouts: int = 4
     no_structure: str = "keep"
@@ -83,6 +106,8 @@ class HetDPSConfig:
     def __post_init__(self) -> None:
         if self.interval < 1:
             raise ValueError(f"HetDPSConfig.interval={self.interval}; it must be a positive number of updates.")
+        if self.first_round < 1:
+            raise ValueError(f"HetDPSConfig.first_round={self.first_round}; it must be an update >= 1.")
         if self.pool_rollouts < 1:
             raise ValueError(f"HetDPSConfig.pool_rollouts={self.pool_rollouts}; it must be >= 1.")
         if self.merge not in MERGE_MODES:
@@ -134,6 +159,19 @@ class Grouper(Protocol):
         ...
 
 
+def describe_measure(kind: str, mode: str, cfg: QuantifyConfig, pool: SamplePool) -> tuple[str, bool]:
+    """(what a round measured, whether it is independent of the agents' current policies)."""
+    if kind == "policy":
+        return "Policy-Het of the current policies", False
+    if mode == "model-based":
+        return f"{kind} model-based (every agent's function at the same inputs)", True
+    if kind == "meta" and cfg.meta_condition == "env" and pool.env_state is not None:
+        return "meta model-free on (s_i, a_i, S^E), behaviour-invariant test" if cfg.reweight else \
+            "meta model-free on (s_i, a_i, S^E)", cfg.reweight
+    return (f"{kind} model-free without the env state S^E: differences that depend on S^E reach it only "
+            "through the current policies' behaviour"), False
+
+
 class HetGrouper:
     """HetDPS's grouping (Alg. 1 lines 10-11): quantify ``kind``, cluster with its structure test."""
 
@@ -148,10 +186,12 @@ class HetGrouper:
         policy_fn = trainer.policy_distributions if self.kind == "policy" else None
         res = quantify(pool, self.kind, cfg, model=self.model, policy_fn=policy_fn)
         groups = group(res, seed=cfg.seed)
+        measure, independent = describe_measure(self.kind, res.mode, cfg, pool)
         info = {"matrix": res.matrix, "noise_floor": res.noise_floor, "mode": res.mode,
                 "grouping": groups.method, "note": groups.note, "p_value": res.p_value,
-                "quantify_s": res.timings["quantify_s"]}
-        if self.no_structure == "keep" and res.test is not None and not res.test.structure:
+                "quantify_s": res.timings["quantify_s"], "measure": measure, "policy_independent": independent}
+        exact = res.mode == "model-based" and self.kind != "policy"  # identical functions give exactly 0
+        if self.no_structure == "keep" and not exact and res.test is not None and not res.test.structure:
             info["note"] = (f"structure test p = {res.p_value:.3g} >= alpha {res.test.alpha}: no pair of agents "
                             "differs beyond noise yet; layout kept (no_structure='keep')")
             return None, info
@@ -183,13 +223,21 @@ class HetDPS:
         self.log_dir = Path(log_dir) if log_dir else None
         self.history: list[RegroupRound] = []
         self.pools: list[SamplePool] = []
+        self.pending: tuple[int, ...] | None = None  # a model-free grouping awaiting confirmation
 
     # --- the online loop -----------------------------------------------------------------------
-    def after_update(self, update: int) -> RegroupRound | None:
-        """Gather the pool in the last ``pool_rollouts`` updates before a round; regroup on schedule."""
-        if update < 1:
+    def to_round(self, update: int) -> int:
+        """Updates from ``update`` to the next scheduled round (0: a round is due now)."""
+        first, every = self.cfg.first_round, self.cfg.interval
+        return first - update if update < first else (first - update) % every
+
+    def after_update(self, update: int, last: int | None = None) -> RegroupRound | None:
+        """Gather the pool in the last ``pool_rollouts`` updates before a round; regroup on schedule.
+
+        ``last`` is the run's final update: no round runs there (nothing would train on it)."""
+        if update < 1 or (last is not None and update >= last):
             return None
-        to_round = (-update) % self.cfg.interval  # updates until the next round (0: now)
+        to_round = self.to_round(update)
         if to_round < self.cfg.pool_rollouts:
             self.pools = (self.pools + [self.trainer.sample_pool()])[-self.cfg.pool_rollouts:]
         if to_round == 0:
@@ -218,6 +266,7 @@ class HetDPS:
             labels, info = None, {"error": f"{type(e).__name__}: {e}"}
             warnings.warn(f"HetDPS round at update {update} failed ({info['error']}); layout kept.", stacklevel=2)
         self.pools = []
+        labels = self._confirmed(labels, old, info)
         if labels is None:
             labels = old
         plan = match(old, labels, merge=self.cfg.merge, seed=self.cfg.seed + len(self.history))
@@ -231,6 +280,25 @@ class HetDPS:
         self.history.append(rnd)
         self._log(rnd)
         return rnd
+
+    def _confirmed(self, labels, old: tuple[int, ...], info: dict):  # noqa: ANN001
+        """With ``confirm``, hold a model-free round's new grouping until the next round proposes it again."""
+        if labels is None or not self.cfg.confirm or info.get("mode") != "model-free":
+            self.pending = None if labels is None or canonical(labels) == canonical(old) else self.pending
+            return labels
+        new = canonical(labels)
+        if new == canonical(old):
+            self.pending = None
+            return labels
+        if new != self.pending:
+            self.pending = new
+            info["note"] = ((info.get("note") or "") + "; " if info.get("note") else "") + (
+                f"proposed {len(set(new))} group(s), held until the next round proposes the same grouping (confirm)")
+            info["proposed"] = list(new)
+            return None
+        self.pending = None
+        info["note"] = ((info.get("note") or "") + "; " if info.get("note") else "") + "confirmed by the round before"
+        return labels
 
     def metrics(self) -> dict:
         """Entries for the trainer's metrics row: groups now, rounds so far, last round's seconds."""
@@ -267,7 +335,8 @@ class HetDPS:
 
     def state_dict(self) -> dict:
         state = {"config": asdict(self.cfg), "grouper": self.grouper.name,
-                 "history": [r.to_dict() for r in self.history], "pools": [asdict(p) for p in self.pools]}
+                 "history": [r.to_dict() for r in self.history], "pools": [asdict(p) for p in self.pools],
+                 "pending": None if self.pending is None else list(self.pending)}
         if hasattr(self.grouper, "state_dict"):
             state["grouper_state"] = self.grouper.state_dict()
         return state
@@ -278,5 +347,6 @@ class HetDPS:
                              f"not {self.grouper.name!r}; resume with the same --grouper.")
         self.history = [RegroupRound.from_dict(r) for r in state["history"]]
         self.pools = [SamplePool(**p) for p in state.get("pools", [])]
+        self.pending = None if state.get("pending") is None else tuple(state["pending"])
         if "grouper_state" in state and hasattr(self.grouper, "load_state_dict"):
             self.grouper.load_state_dict(state["grouper_state"])

@@ -19,7 +19,7 @@ after 150). Symbols: s_i own local state, a_i own action, s_-i / a_-i the others
 | effect    | s_i, a_i, s_-i, a_-i, S^E                    | s_-i', S^E' (Eq. 14)              |
 | objective | s_i, a_i, s_-i, a_-i, S^E                    | r_i (Eq. 15)                      |
 | policy    | observation o                                | pi_i(.|o) (Eq. 16), model-based   |
-| meta      | own (s_i, a_i)                               | (s_i', o_i', r_i replicated), App. G |
+| meta      | own (s_i, a_i), S^E                          | (s_i', o_i', r_i replicated), App. G |
 
 Padding: entries that are padding (``*_mask`` False) are set to 0 in x whatever the pool holds
 there, and y_mask leaves them out of the loss, so the padding pattern of x depends only on which
@@ -27,6 +27,18 @@ agents fill the slots. Agents of one type see the same layout of the others exac
 types are contiguous in index order (removing any member of a run leaves the same sequence);
 functions that ignore the others' identities (e.g. PMS observations) are one function of x for
 every order.
+
+Meta-Het's condition. App. G prints the meta-transition as a function of the agent's own
+(s_i, a_i) and lets each setting choose the inputs. Where the env's own part S^E of the state
+(e.g. PMS landmarks, redrawn every episode) decides an agent's next state or reward, E[y | s_i, a_i]
+averages over S^E under the pool's behaviour, so two agents differ in it only through how they
+act. ``meta_condition="env"`` (default) conditions on (s_i, a_i, S^E): what differs between the
+agents' functions is then visible under any behaviour. ``"own"`` is the condition as printed. A
+pool without S^E gives the same x under both.
+
+Model-based Meta-Het (:data:`META_PARTS`): where the env evaluates Response-, Obs- and
+Objective-Het at one input, y_i(x) = (s_i'(x), o_i(x), r_i(x) x R) is the meta-transition of
+agent i evaluated at the same x for every agent (Eq. 4), so identical agents give identical y.
 """
 from __future__ import annotations
 
@@ -57,10 +69,12 @@ KINDS: dict[str, Kind] = {
         Kind("objective", "Objective-Het", "state and joint action, ego-centric: s_i, a_i, s_-i, a_-i, S^E",
              "reward r_i"),
         Kind("policy", "Policy-Het", "observation o", "action distribution pi_i(.|o)"),
-        Kind("meta", "Meta-Het", "own (s_i, a_i)", "(s_i', o_i', r_i x R)"),
+        Kind("meta", "Meta-Het", "own (s_i, a_i) and S^E", "(s_i', o_i', r_i x R)"),
     )
 }
 ENV_KINDS = ("obs", "response", "effect", "objective")
+META_PARTS = ("response", "obs", "objective")  # model-based Meta-Het: (s_i', o_i, r_i) at one x
+META_CONDITIONS = ("env", "own")  # Meta-Het's condition: (s_i, a_i, S^E) | (s_i, a_i) as printed
 
 
 def check_kind(kind: str) -> Kind:
@@ -88,7 +102,8 @@ def _env_part(pool: SamplePool, nxt: bool = False) -> Tensor:
     return e.unsqueeze(1).expand(pool.rows, pool.n_agents, e.shape[-1])
 
 
-def model_free_xy(kind: str, pool: SamplePool, reward_repeat: int = 8) -> tuple[Tensor, Tensor, Tensor]:
+def model_free_xy(kind: str, pool: SamplePool, reward_repeat: int = 8,
+                  meta_condition: str = "env") -> tuple[Tensor, Tensor, Tensor]:
     """Per-agent ego-centric (x, y) for the model-free CVAE (Eq. 5; layouts in the module docstring).
 
     Returns x [T, N, Dx], y [T, N, Dy] and y_mask [N, Dy] (True where agent i's y dim is real).
@@ -96,8 +111,11 @@ def model_free_xy(kind: str, pool: SamplePool, reward_repeat: int = 8) -> tuple[
     function give the same (x, y) pairs. Padded entries of x are 0 (``*_mask``).
     ``reward_repeat`` is the dimension replication trick of App. G: the scalar reward is copied R
     times so that a reconstruction loss over a high-dimensional y does not ignore it.
+    ``meta_condition`` picks Meta-Het's x: "env" = (s_i, a_i, S^E), "own" = (s_i, a_i) (App. G as printed).
     """
     check_kind(kind)
+    if meta_condition not in META_CONDITIONS:
+        raise ValueError(f"meta_condition={meta_condition!r}; choose env (s_i, a_i, S^E) or own (s_i, a_i).")
     t, n = pool.rows, pool.n_agents
     ones = lambda d: torch.ones(n, d, dtype=torch.bool, device=pool.device)  # noqa: E731
     r = pool.reward.unsqueeze(-1)
@@ -119,7 +137,7 @@ def model_free_xy(kind: str, pool: SamplePool, reward_repeat: int = 8) -> tuple[
         y_mask = torch.cat([pool.local_state_mask[o].flatten(1), ones(nxt.shape[-1])], -1)
         return x, y, y_mask
     if kind == "meta":
-        x = torch.cat([s, a], -1)
+        x = torch.cat([s, a, env] if meta_condition == "env" else [s, a], -1)
         y = torch.cat([pool.next_local_state, pool.next_obs, r.expand(t, n, reward_repeat)], -1)
         y_mask = torch.cat([pool.local_state_mask, pool.obs_mask, ones(reward_repeat)], -1)
         return x, y, y_mask

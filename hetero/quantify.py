@@ -3,7 +3,8 @@
 d_ij = E_x[ W2(p_i(z|x), p_j(z|x)) ] (paper Eq. 3 with the Wasserstein measure), estimated by
 Monte Carlo over conditions x drawn from the sample pool; p_i(z|x) is the CVAE encoder's Gaussian
 for agent i: model-based f(z | y_i(x), x) (Eq. 4) when the env can evaluate agent i's function at
-x, model-free f(z | i, x) (Eq. 5) otherwise, and always for Meta-Het (App. G).
+x, model-free f(z | i, x) (Eq. 5) otherwise. Meta-Het (App. G) is model-based where the env
+evaluates all its parts (:data:`~hetero.kinds.META_PARTS`), else model-free.
 
 Every result carries the Monte-Carlo standard error of each entry and a structure test
 (:mod:`hetero.structure`): which pairs of agents differ beyond noise, Holm-adjusted, and the
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
-from hetero.kinds import KINDS, check_kind, model_free_xy
+from hetero.kinds import KINDS, META_CONDITIONS, META_PARTS, check_kind, model_free_xy
 from hetero.overlap import fit_id_classifier, pair_weights
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
@@ -43,7 +44,10 @@ class QuantifyConfig:
 
     Attributes:
         mode: "auto" (model-based when the env offers it, else model-free), "model-based" or
-            "model-free". Meta-Het is always model-free.
+            "model-free". Meta-Het is model-based when the env evaluates every part of it
+            (response, obs, objective: :data:`~hetero.kinds.META_PARTS`).
+        meta_condition: model-free Meta-Het's condition: "env" = (s_i, a_i, S^E) where the pool
+            carries S^E (default), "own" = (s_i, a_i), App. G as printed (hetero/kinds.py says why).
         train_samples: conditions x used to train the CVAE (each gives one pair per agent).
         eval_samples: conditions x the distance is averaged over (Monte-Carlo samples).
         reward_repeat: dimension replication of the reward (App. G).
@@ -66,6 +70,7 @@ class QuantifyConfig:
     """
 
     mode: str = "auto"
+    meta_condition: str = "env"
     train_samples: int = 4000
     eval_samples: int = 2000
     reward_repeat: int = 8
@@ -83,6 +88,9 @@ class QuantifyConfig:
 
         if self.mode not in ("auto", "model-based", "model-free"):
             raise ValueError(f"QuantifyConfig.mode={self.mode!r}; choose auto, model-based or model-free.")
+        if self.meta_condition not in META_CONDITIONS:
+            raise ValueError(f"QuantifyConfig.meta_condition={self.meta_condition!r} (--meta-condition); choose env "
+                             "(s_i, a_i, S^E) or own (s_i, a_i, App. G as printed).")
         for name in ("train_samples", "eval_samples", "reward_repeat", "test_samples"):  # --train-samples ...
             check_number(getattr(self, name), f"QuantifyConfig.{name} (--{name.replace('_', '-')})", ge=1)
         check_number(self.alpha, "QuantifyConfig.alpha (--alpha)", gt=0, lt=1)
@@ -208,7 +216,7 @@ def _validation_split(parts: list[Tensor], half: Tensor, block: Tensor, fraction
 
 
 def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick) -> dict:
-    x_all, y_all, y_mask = model_free_xy(kind, pool, cfg.reward_repeat)
+    x_all, y_all, y_mask = model_free_xy(kind, pool, cfg.reward_repeat, cfg.meta_condition)
     n = pool.n_agents
     valid = pool.valid
     if cfg.split_half:  # two CVAEs on two halves of the episodes; each tests on the other's rows
@@ -250,6 +258,23 @@ def _model_free(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Gen
             "test": test, "epochs_kept": kept}
 
 
+def meta_model_based(model: ModelAccess | None) -> bool:
+    """True when ``model`` evaluates every part of the meta-transition (model-based Meta-Het)."""
+    return model is not None and set(META_PARTS) <= set(model.kinds)
+
+
+def _meta_model_based(model: ModelAccess, pool: SamplePool, rows: Tensor, ego: Tensor,
+                      reward_repeat: int) -> tuple[Tensor, Tensor]:
+    """Model-based meta-transition: x = the parts' inputs side by side [B, sum Dx], y [B, N, 4+Do+R]
+    = (response, obs, objective replicated R times, App. G), every agent at the same x."""
+    xs, ys = [], []
+    for part in META_PARTS:
+        x, y = model.evaluate(part, pool, rows, ego)
+        xs.append(x)
+        ys.append(y.repeat_interleave(reward_repeat, -1) if part == "objective" else y)
+    return torch.cat(xs, -1), torch.cat(ys, -1)
+
+
 def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Generator, tick,
                  model: ModelAccess | None, policy_fn: PolicyFn | None) -> dict:
     n = pool.n_agents
@@ -261,6 +286,8 @@ def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Ge
             with torch.no_grad():
                 y = policy_fn(o.unsqueeze(1).expand(-1, n, -1))
             return o, y.to(o.dtype)
+        if kind == "meta":  # (s_i', o_i, r_i x R) of every agent at one x
+            return _meta_model_based(model, pool, rows, ego, cfg.reward_repeat)
         return model.evaluate(kind, pool, rows, ego)
 
     x, y = evaluate(cfg.train_samples)
@@ -301,12 +328,11 @@ def quantify(
     pool = pool.to(cfg.device).validate()
     if kind == "policy" and policy_fn is None:
         raise ValueError("kind 'policy' needs policy_fn (on the CLI: --checkpoint RUN_DIR, or a random-init policy).")
-    can_model = kind == "policy" or (model is not None and kind in model.kinds)
-    if kind == "meta" and cfg.mode == "model-based":
-        raise ValueError("Meta-Het is defined model-free only (App. G); use mode 'auto' or 'model-free'.")
+    can_model = kind == "policy" or (model is not None and kind in model.kinds) or (
+        kind == "meta" and meta_model_based(model))
     if cfg.mode == "model-based" and not can_model:
         raise ValueError(f"mode 'model-based' for kind {kind!r} needs an env whose model evaluates it; use 'auto'.")
-    based = can_model and kind != "meta" and cfg.mode != "model-free"
+    based = can_model and cfg.mode != "model-free"
     if kind == "policy" and not based:
         raise ValueError("the policy kind is evaluated model-based only (pi_i on the same o); use mode 'auto'.")
 

@@ -26,6 +26,7 @@ from torch import Tensor
 from hetero.cvae import CVAEConfig
 from hetero.grouping import group as group_agents
 from hetero.hetdps import HETDPS_QUANTIFY, HetDPS, HetDPSConfig
+from marl_backends.trainers.report import describe_round
 from hetero.plan import RegroupPlan
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.samples import SamplePool
@@ -240,9 +241,11 @@ class HetDPSCallback(_BatchCallback):
             return
         t0 = time.perf_counter()
         it, step = self.iteration, self.experiment.n_iters_performed
-        rnd = self.hetdps.after_update(it)
+        old = tuple(self.trainer.layout)
+        rnd = self.hetdps.after_update(it, last=self.last_iteration())
         log = {"hetdps/n_groups": len(set(self.trainer.layout))}
         if rnd is not None:
+            print(describe_round(rnd, old), flush=True)  # one line per round, as our trainers print
             log.update({"hetdps/round_s": rnd.seconds, "hetdps/noise_floor": rnd.noise_floor,
                         "hetdps/changed": float(rnd.plan["layout"] != rnd.plan["old_layout"]
                                                 or any(a != "keep" for a in rnd.plan["actions"]))})
@@ -255,6 +258,16 @@ class HetDPSCallback(_BatchCallback):
                             self.out_dir / "hetdps" / f"hetdps_round_{it:07d}", formats=("png",))
         self.experiment.logger.log(log, step=step)
         self.seconds += time.perf_counter() - t0
+
+    def last_iteration(self) -> int | None:
+        """The experiment's final iteration (no round there), when its config bounds the run."""
+        cfg = self.experiment.config
+        frames, per = getattr(cfg, "max_n_frames", None), getattr(cfg, "collected_frames_per_batch", None)
+        iters = getattr(cfg, "max_n_iters", None)
+        if frames and callable(per):
+            per = per(self.experiment.on_policy)
+            return -(-int(frames) // int(per)) if per else iters
+        return iters
 
     def on_state_dict(self, state_dict: dict) -> None:
         # plain types and tensors only: BenchMARL restores with torch.load (weights_only by default)

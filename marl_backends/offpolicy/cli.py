@@ -229,7 +229,7 @@ def train_loop(trainer: OffPolicyTrainer, eval_env, run: dict, run_dir: Path, it
                 m["train_win_rate"] = trainer.win_rate()
             if hetdps is not None:
                 old = tuple(trainer.layout)
-                rnd = hetdps.after_update(iteration)
+                rnd = hetdps.after_update(iteration, last=total)
                 m.update(hetdps.metrics())
                 if rnd is not None:
                     report.round(rnd, old)

@@ -42,7 +42,7 @@ def train(trainer: OnPolicyTrainer, run_dir: str | Path, callback: Callback | No
             it = trainer.iteration
             if hetdps is not None:
                 old = tuple(trainer.layout)
-                rnd = hetdps.after_update(it)
+                rnd = hetdps.after_update(it, last=total)
                 m.update(hetdps.metrics())
                 if rnd is not None:
                     report.round(rnd, old)

@@ -44,7 +44,9 @@ def describe_round(rnd, old_layout: tuple[int, ...]) -> str:  # noqa: ANN001
         what = f"{verb} {n_old} -> {n_new} group(s)"
     lab = np.asarray(new)
     groups = " ".join("{" + ",".join(map(str, np.flatnonzero(lab == g))) + "}" for g in sorted(set(new)))
-    line = f"hetdps round at iteration {rnd.update} ({rnd.seconds:.1f} s): {what}"
+    p = info.get("p_value")
+    test = f", p {p:.2g}" if isinstance(p, (int, float)) else ""
+    line = f"hetdps round at iteration {rnd.update} ({rnd.seconds:.1f} s{test}): {what}"
     if len(new) <= 20:
         line += f": {groups}"
     note = info.get("note")

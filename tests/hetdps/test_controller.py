@@ -42,22 +42,24 @@ class StubTrainer:
 class ScriptedGrouper:
     name = "scripted"
 
-    def __init__(self, proposals):
+    def __init__(self, proposals, mode="model-based"):
         self.proposals = list(proposals)
         self.pools = []
+        self.mode = mode
 
     def propose(self, pool, trainer, round_index):
         self.pools.append(pool)
         lab = self.proposals[round_index]
         if isinstance(lab, Exception):
             raise lab
-        return lab, {"matrix": np.eye(len(trainer.layout)), "noise_floor": 0.1}
+        return lab, {"matrix": np.eye(len(trainer.layout)), "noise_floor": 0.1, "mode": self.mode}
 
 
 @pytest.mark.parametrize("init", [(0,) * 6, tuple(range(6)), (0, 0, 0, 1, 1, 1)], ids=["fps", "nps", "groups"])
 def test_reaches_colours_from_any_paradigm_and_keeps_them(init, tmp_path):
     tr = StubTrainer(init)
-    h = HetDPS(tr, HetDPSConfig(interval=3, pool_rollouts=2), grouper=ScriptedGrouper([COLOURS, (5, 5, 7, 7, 1, 1)]),
+    h = HetDPS(tr, HetDPSConfig(interval=3, first_round=3, pool_rollouts=2),
+               grouper=ScriptedGrouper([COLOURS, (5, 5, 7, 7, 1, 1)]),
                log_dir=tmp_path)
     rounds = [h.after_update(u) for u in range(1, 7)]
     assert [r is not None for r in rounds] == [False, False, True, False, False, True]
@@ -72,6 +74,54 @@ def test_reaches_colours_from_any_paradigm_and_keeps_them(init, tmp_path):
     assert [r["update"] for r in log] == [3, 6] and "seconds" in log[0] and log[0]["labels"] == list(COLOURS)
     z = np.load(tmp_path / "hetdps_round_0000003.npz")
     assert z["matrix"].shape == (6, 6) and tuple(z["labels"]) == COLOURS
+
+
+def test_schedule_first_round_at_update_one_and_none_at_the_last_update():
+    """Default schedule: the first round right after the first rollout, then every interval; never at
+    the final update (no training would use it)."""
+    tr = StubTrainer(tuple(range(6)))
+    h = HetDPS(tr, HetDPSConfig(interval=10, pool_rollouts=4), grouper=ScriptedGrouper([COLOURS] * 10))
+    rounds = [u for u in range(1, 41) if h.after_update(u, last=40) is not None]
+    assert rounds == [1, 11, 21, 31]
+    h2 = HetDPS(StubTrainer(tuple(range(6))), HetDPSConfig(interval=10), grouper=ScriptedGrouper([COLOURS] * 10))
+    assert [u for u in range(1, 32) if h2.after_update(u, last=31) is not None] == [1, 11, 21]
+
+
+def test_model_free_grouping_waits_for_confirmation_model_based_acts_at_once():
+    """A model-free round's new grouping is applied only when the next round proposes the same partition
+    (relabelled or not); a different proposal restarts the wait. A model-based round acts at once."""
+    other = (0, 0, 0, 1, 1, 1)
+    tr = StubTrainer(tuple(range(6)))
+    h = HetDPS(tr, HetDPSConfig(interval=1), grouper=ScriptedGrouper(
+        [COLOURS, other, (4, 4, 4, 9, 9, 9), other], mode="model-free"))
+    r1 = h.after_update(1)
+    assert tr.layout == tuple(range(6)) and "held until the next round" in r1.info["note"]
+    h.after_update(2)  # a different proposal: still nothing applied
+    assert tr.layout == tuple(range(6))
+    r3 = h.after_update(3)  # the same partition as round 2 (relabelled): applied
+    assert tr.layout == other and "confirmed" in r3.info["note"]
+    h.after_update(4)  # proposes what is already the layout: nothing to confirm
+    assert tr.layout == other and h.pending is None
+    st = h.state_dict()
+    assert st["pending"] is None
+    tr2 = StubTrainer(tuple(range(6)))
+    HetDPS(tr2, HetDPSConfig(interval=1), grouper=ScriptedGrouper([COLOURS])).after_update(1)
+    assert tr2.layout == COLOURS  # model-based: at once
+    tr3 = StubTrainer(tuple(range(6)))
+    HetDPS(tr3, HetDPSConfig(interval=1, confirm=False), grouper=ScriptedGrouper([COLOURS], mode="model-free")).after_update(1)
+    assert tr3.layout == COLOURS  # confirm off
+
+
+def test_pending_grouping_survives_a_checkpoint():
+    tr = StubTrainer(tuple(range(6)))
+    h = HetDPS(tr, HetDPSConfig(interval=1), grouper=ScriptedGrouper([COLOURS], mode="model-free"))
+    h.after_update(1)
+    h2 = HetDPS(StubTrainer(tuple(range(6))), HetDPSConfig(interval=1),
+                grouper=ScriptedGrouper([None, COLOURS], mode="model-free"))
+    h2.load_state_dict(h.state_dict() | {"grouper": "scripted"})
+    assert h2.pending == COLOURS
+    h2.after_update(2)
+    assert h2.trainer.layout == COLOURS
 
 
 @pytest.mark.parametrize("merge", ["majority", "random", "average", "weighted"])
@@ -128,12 +178,13 @@ def test_failed_round_raises_by_default_naming_the_bad_tensor():
 
 def test_state_dict_roundtrip():
     tr = StubTrainer((0,) * 6)
-    h = HetDPS(tr, HetDPSConfig(interval=4, pool_rollouts=3), grouper=ScriptedGrouper([COLOURS]))
+    h = HetDPS(tr, HetDPSConfig(interval=4, first_round=4, pool_rollouts=3), grouper=ScriptedGrouper([COLOURS]))
     for u in range(1, 5):
         h.after_update(u)
     h.after_update(6)  # one pool gathered for the round at 8
     st = h.state_dict()
-    h2 = HetDPS(StubTrainer(COLOURS), HetDPSConfig(interval=4, pool_rollouts=3), grouper=ScriptedGrouper([]))
+    h2 = HetDPS(StubTrainer(COLOURS), HetDPSConfig(interval=4, first_round=4, pool_rollouts=3),
+                grouper=ScriptedGrouper([]))
     h2.load_state_dict(st)
     assert [r.labels for r in h2.history] == [COLOURS] and len(h2.pools) == 1
     np.testing.assert_array_equal(h2.history[0].matrix, h.history[0].matrix)
