@@ -13,15 +13,18 @@ followed by ``group``; "more than one group" is the claim whose error rates are 
   agent acting on its own action preferences, ``planted_pool(behaviour=BEHAVIOUR)``: one transition
   function, different visitation -- the null of the behaviour-invariant test), VMAS ``navigation``
   under its default behaviour, and VMAS ``balance`` with each episode's agent slots shuffled --
+  VMAS ``balance`` and ``transport`` as they are (with S^E in Meta-Het's condition the agents'
+  functions are one: what differs by slot is where they are, which the condition holds) --
   the fraction of seeds that report more than one group (the test's family-wise level is
-  ``QuantifyConfig.alpha`` = 0.01). Plain ``balance`` is not homogeneous in the meta-transition:
-  VMAS spawns agent i at slot i under the line, so agent i sees the line and package at its own
-  offset; it is reported under envs.
+  ``QuantifyConfig.alpha`` = 0.01). Under the condition as printed, (s_i, a_i), plain ``balance``
+  is not homogeneous: VMAS spawns agent i at slot i under the line, so agent i sees the line and
+  package at its own offset (``--meta-condition own``, reported under envs before 0.3.0).
 - power: planted structures with the agent order shuffled (2 different agents; 3 and 6
   all-different agents; 4 + a singleton; 7/4/1) over a grid of effect sizes: the fraction of
   seeds that report structure and that recover the planted groups (ARI >= 0.9).
 - envs: VMAS ``simple_tag`` roles (Meta-Het and Response-Het), MaMuJoCo HalfCheetah-Het 2x3
-  (Response-Het), the PMS tasks (Meta-Het), ten seeds each. Env pools are shaped as `hetero
+  (Response-Het), the PMS tasks (Meta-Het, model-based as the CLI runs it; and model-free on
+  (s_i, a_i, S^E) under random behaviour, what an early HetDPS round sees), ten seeds each. Env pools are shaped as `hetero
   quantify` shapes its default `--samples 3200` (64 env streams x 50 steps).
 
 Results go to ``case_studies/results/calibration/`` (JSON per part, a Markdown table, the
@@ -95,8 +98,11 @@ def shuffle_agents_per_episode(pool, seed: int):
 
 
 def env_runs(env_name: str, kind: str, seeds: int, cfg: QuantifyConfig, samples: int = SAMPLES,
-             shuffle_slots: bool = False, **env_kw) -> list[dict]:
-    """Pools shaped as ``hetero quantify --samples SAMPLES`` shapes them (env streams x steps)."""
+             shuffle_slots: bool = False, behaviour: str = "heuristic", model_free: bool = False,
+             **env_kw) -> list[dict]:
+    """Pools shaped as ``hetero quantify --samples SAMPLES`` shapes them (env streams x steps), quantified
+    as the CLI does (model-based where the env evaluates the kind, Meta-Het included) unless
+    ``model_free``."""
     from hetero.cli import pool_shape
     from marl_backends.envs import make_env
     from marl_backends.envs.sampling import collect_pool
@@ -105,10 +111,10 @@ def env_runs(env_name: str, kind: str, seeds: int, cfg: QuantifyConfig, samples:
     out = []
     for seed in range(seeds):
         env = make_env(env_name, num_envs=num_envs, seed=seed, **env_kw)
-        pool = collect_pool(env, steps=steps, behaviour="heuristic", seed=seed, progress=False)
+        pool = collect_pool(env, steps=steps, behaviour=behaviour, seed=seed, progress=False)
         if shuffle_slots:
             pool = shuffle_agents_per_episode(pool, seed)
-        r = one_run(pool, kind, seed, cfg, model=env.model if kind != "meta" else None)
+        r = one_run(pool, kind, seed, cfg, model=None if model_free else env.model)
         if env.spec.groups is not None:
             r["ari"] = ari(env.spec.groups, r["labels"])
         out.append(r)
@@ -143,7 +149,9 @@ def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True, path: Path | Non
     if envs:
         cases |= {"vmas_navigation": lambda: env_runs("vmas_navigation", "meta", seeds, cfg),
                   "vmas_balance, slots shuffled per episode":
-                      lambda: env_runs("vmas_balance", "meta", seeds, cfg, shuffle_slots=True)}
+                      lambda: env_runs("vmas_balance", "meta", seeds, cfg, shuffle_slots=True),
+                  "vmas_balance (S^E in the condition)": lambda: env_runs("vmas_balance", "meta", seeds, cfg),
+                  "vmas_transport": lambda: env_runs("vmas_transport", "meta", seeds, cfg)}
     out = {}
     for name, run in cases.items():
         if not _wanted(name, only):
@@ -173,20 +181,23 @@ def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRU
 
 
 def part_envs(seeds: int, cfg: QuantifyConfig, path: Path | None = None, only: str | None = None) -> dict:
-    cases = [("vmas_simple_tag", "response", {}), ("vmas_simple_tag", "meta", {}), ("vmas_balance", "meta", {}),
+    cases = [("vmas_simple_tag", "response", {}), ("vmas_simple_tag", "meta", {}),
              ("mamujoco_halfcheetah_2x3_het", "response", {}), ("mamujoco_halfcheetah_2x3", "response", {}),
              ("pms_15a_3c", "meta", {}), ("pms_15a_5c", "meta", {}), ("pms_30a_3c", "meta", {}),
              ("pms_30a_5c", "meta", {})]
+    # the model-free Meta-Het on (s_i, a_i, S^E), under random behaviour (what an early HetDPS round sees)
+    cases += [(t, "meta", {"behaviour": "random", "model_free": True})
+              for t in ("pms_15a_3c", "pms_15a_5c", "pms_30a_3c", "pms_30a_5c")]
     out = {}
     for env_name, kind, kw in cases:
-        if not _wanted(f"{env_name} {kind}", only):
+        if not _wanted(f"{env_name} {kind}" + (" model-free" if kw.get("model_free") else ""), only):
             continue
         try:
             runs = env_runs(env_name, kind, seeds, cfg, **kw)
         except ImportError as e:  # an optional extra is missing
             print(f"env {env_name} {kind}: skipped ({e})")
             continue
-        key = f"{env_name} {kind}"
+        key = f"{env_name} {kind}" + (" model-free, random behaviour" if kw.get("model_free") else "")
         out[key] = {"runs": runs, "groups": [r["n_groups"] for r in runs],
                     "ari": [r.get("ari") for r in runs], "p_values": [r["p_value"] for r in runs]}
         print(f"env {key:36s} groups {out[key]['groups']} ARI {out[key]['ari']}", flush=True)

@@ -234,13 +234,14 @@ class HetDPS:
     def after_update(self, update: int, last: int | None = None) -> RegroupRound | None:
         """Gather the pool in the last ``pool_rollouts`` updates before a round; regroup on schedule.
 
-        ``last`` is the run's final update: no round runs there (nothing would train on it)."""
-        if update < 1 or (last is not None and update >= last):
+        ``last`` is the run's final update: no round runs there (nothing would train on it). The pool
+        is still gathered, so a run extended on resume gathers what an unbroken run would."""
+        if update < 1:
             return None
         to_round = self.to_round(update)
         if to_round < self.cfg.pool_rollouts:
             self.pools = (self.pools + [self.trainer.sample_pool()])[-self.cfg.pool_rollouts:]
-        if to_round == 0:
+        if to_round == 0 and (last is None or update < last):
             return self.regroup(update)
         return None
 

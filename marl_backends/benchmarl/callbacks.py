@@ -46,7 +46,9 @@ def pool_from_batch(batch: TensorDictBase, group: str, n_actions: int | None = N
     ``local_state_dims`` entries of its observation (VMAS scenarios start it with the agent's own
     position and velocity: 4 for PMS and most built-ins), or the whole observation when None.
     ``episode`` numbers each (env, episode) stream, so the model-free noise floor splits halves
-    by episode.
+    by episode. Where the task's VMAS scenario reports S^E as ``info["env_state"]`` (our PMS and
+    spread scenarios do), the pool carries it as ``env_state`` (agent 0's copy), so Meta-Het can
+    condition on it; otherwise the pool has none and a round says so in its log.
     """
     obs = batch.get((group, obs_key))
     n, do = obs.shape[-2], obs.shape[-1]
@@ -79,9 +81,14 @@ def pool_from_batch(batch: TensorDictBase, group: str, n_actions: int | None = N
     k = do if local_state_dims is None else int(local_state_dims)
     if not 1 <= k <= do:
         raise ValueError(f"local_state_dims={local_state_dims} must lie in 1..{do} (the observation size of {group!r}).")
+    env, env2 = batch.get((group, "info", "env_state"), None), batch.get(("next", group, "info", "env_state"), None)
+    if env is not None and env2 is not None:  # [*lead, N, De]: one copy per agent, all equal
+        env, env2 = (v.select(-2, 0).reshape(-1, v.shape[-1]).float().detach().cpu() for v in (env, env2))
+    else:
+        env = env2 = None
     return SamplePool(state=o.flatten(1), next_state=o2.flatten(1), local_state=o[..., :k], obs=o, action=flat(act),
                       reward=rew.reshape(-1, n).float().detach().cpu(), next_local_state=o2[..., :k], next_obs=o2,
-                      episode=episode.cpu())
+                      episode=episode.cpu(), env_state=env, next_env_state=env2)
 
 
 def policy_distributions(experiment, group: str, obs: Tensor, obs_key: str = "observation") -> Tensor:  # noqa: ANN001

@@ -199,6 +199,11 @@ class LandmarkScenario(BaseScenario):
             self._rew_cache = self.all_rewards()
         return self._rew_cache[:, k]
 
+    def info(self, agent: Agent) -> dict[str, Tensor]:
+        """VMAS ``info``: ``env_state`` = S^E, the landmarks' positions [E, 2L] (the same for every
+        agent). Trainers that see only VMAS's outputs (BenchMARL, TorchRL) read S^E from it."""
+        return {"env_state": torch.stack([lm.state.pos for lm in self.world.landmarks], 1).flatten(1)}
+
     def pre_step(self) -> None:
         if not self.types.has_forces:
             return

@@ -108,11 +108,13 @@ def small_mlp() -> MlpConfig:
 
 def test_hetdps_callback_regroups_benchmarl_mappo_into_the_colours(tmp_path):
     """PMS with 2 colours x 3 agents from one shared network: the first round splits by colour, and
-    the regrouped model reaches the collector's policy and the loss's functional copy alike."""
+    the regrouped model reaches the collector's policy and the loss's functional copy alike. The pool
+    carries S^E from the scenario's info; a model-free grouping is applied once the next round confirms
+    it, and no round runs at the last iteration."""
     def build(restore_file=None):  # noqa: ANN001, ANN202
-        cfg = experiment_config(tmp_path, 3000, 1000)  # round after iteration 2, one update after it
+        cfg = experiment_config(tmp_path, 4000, 1000)  # rounds after iterations 1, 2, 3; none after 4
         cfg.checkpoint_at_end, cfg.restore_file = True, restore_file
-        cb = HetDPSCallback(interval=2, pool_rollouts=2, local_state_dims=4)
+        cb = HetDPSCallback(interval=1, pool_rollouts=1, local_state_dims=4)
         return Experiment(task=pms_task((3, 3)), algorithm_config=MappoConfig.get_from_yaml(),
                           model_config=GroupedMlpConfig(num_cells=[32, 32], init_layout="fps"),
                           critic_model_config=small_mlp(), seed=0, config=cfg, callbacks=[cb]), cb
@@ -120,8 +122,9 @@ def test_hetdps_callback_regroups_benchmarl_mappo_into_the_colours(tmp_path):
     exp, cb = build()
     exp.run()
     rounds = cb.hetdps.history
-    assert [r.update for r in rounds] == [2]
-    assert "split" in rounds[0].plan["actions"], rounds[0].info
+    assert [r.update for r in rounds] == [1, 2, 3]
+    assert "split" in rounds[1].plan["actions"] and "confirmed" in rounds[1].info["note"], rounds[1].info
+    assert all("S^E" in r.info["measure"] for r in rounds)
     assert cb.trainer.layout == pms_colours((3, 3))
     loss = exp.losses["agents"]
     obs = torch.randn(8, 1, exp.observation_spec["agents", "observation"].shape[-1]).expand(8, 6, -1)
@@ -133,13 +136,13 @@ def test_hetdps_callback_regroups_benchmarl_mappo_into_the_colours(tmp_path):
     assert torch.equal(mine, theirs)
     assert torch.equal(mine[:, 0], mine[:, 2]) and not torch.equal(mine[:, 0], mine[:, 3])
     lines = (exp.folder_name / "hetdps" / "hetdps_rounds.jsonl").read_text().splitlines()
-    assert [json.loads(x)["update"] for x in lines] == [2]
+    assert [json.loads(x)["update"] for x in lines] == [1, 2, 3]
     assert (exp.folder_name / "hetdps" / "hetdps_round_0000002.png").exists()
     scalars = {p.stem for p in exp.folder_name.rglob("scalars/*.csv")}
     assert {"hetdps_n_groups", "hetdps_d_0_3", "hetdps_agent_5"} <= scalars
     # a BenchMARL checkpoint carries the layout (in the loss's parameters) and the HetDPS rounds
     restored, cb2 = build(str(next(exp.folder_name.glob("checkpoints/*.pt"))))
-    assert cb2.trainer.layout == pms_colours((3, 3)) and [r.update for r in cb2.hetdps.history] == [2]
+    assert cb2.trainer.layout == pms_colours((3, 3)) and [r.update for r in cb2.hetdps.history] == [1, 2, 3]
     restored.close()
 
 

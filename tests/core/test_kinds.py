@@ -135,3 +135,20 @@ def test_env_state_fields_validated_and_carried():
     with pytest.raises(ValueError, match="env_state"):
         SamplePool.concat([pool, none])
     assert pool.to("cpu").env_state is not None
+
+
+def test_meta_condition_holds_the_env_state_unless_as_printed():
+    """Meta-Het's x is (s_i, a_i, S^E) by default and (s_i, a_i) with meta_condition="own" (App. G as
+    printed); without S^E in the pool both are (s_i, a_i)."""
+    pool = typed_pool()
+    x_env, y_env, _ = model_free_xy("meta", pool)
+    x_own, y_own, _ = model_free_xy("meta", pool, meta_condition="own")
+    ds, da, de = pool.local_state.shape[-1], pool.action.shape[-1], pool.env_state.shape[-1]
+    assert x_own.shape[-1] == ds + da and x_env.shape[-1] == ds + da + de
+    torch.testing.assert_close(x_env[..., :ds + da], x_own)
+    torch.testing.assert_close(x_env[:, 2, ds + da:], pool.env_state)
+    torch.testing.assert_close(y_env, y_own)
+    bare = replace(pool, env_state=None, next_env_state=None)
+    torch.testing.assert_close(model_free_xy("meta", bare)[0], x_own)
+    with pytest.raises(ValueError, match="meta_condition"):
+        model_free_xy("meta", pool, meta_condition="full")
