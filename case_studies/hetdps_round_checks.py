@@ -31,7 +31,10 @@ from case_studies.calibration import ari
 
 OUT = Path(__file__).parent / "results" / "hetdps_round_checks"
 BEYOND = ("spread_v2", "spread_v4", "spread_v0", "vmas_balance", "vmas_transport")
-IDENTICAL = ("vmas_balance", "vmas_transport")
+IDENTICAL = ("vmas_balance", "vmas_transport")  # our trainer: model-free Meta-Het on (s_i, a_i, S^E)
+# BenchMARL: PMS with one colour of 6 agents (S^E from the scenario's info) and VMAS navigation (no S^E:
+# the fallback condition, under which its agents are exchangeable)
+IDENTICAL_BENCHMARL = ("pms_6a_1c", "navigation")
 
 
 def _save(path: Path, key: str, value) -> None:  # noqa: ANN001
@@ -74,7 +77,8 @@ def train_rounds(env: str, seed: int, sharing: str, interval: int, updates: int,
 
 
 def benchmarl_rounds(task: str, seed: int, iterations: int, frames_per_batch: int = 2000) -> dict:
-    """BenchMARL MAPPO on a VMAS built-in, one shared network (GroupedMlp FPS), a round every iteration."""
+    """BenchMARL MAPPO, one shared network (GroupedMlp FPS), a round every iteration, on ``task``: a
+    VMAS built-in's name, or ``pms_<N>a_1c`` (our PMS with one colour of N agents)."""
     import torch
     from benchmarl.algorithms import MappoConfig
     from benchmarl.environments import VmasTask
@@ -83,6 +87,7 @@ def benchmarl_rounds(task: str, seed: int, iterations: int, frames_per_batch: in
 
     from marl_backends.benchmarl import GroupedMlpConfig
     from marl_backends.benchmarl.callbacks import HetDPSCallback
+    from marl_backends.benchmarl.tasks import pms_task
 
     torch.set_num_threads(1)
     cfg = ExperimentConfig.get_from_yaml()
@@ -94,11 +99,13 @@ def benchmarl_rounds(task: str, seed: int, iterations: int, frames_per_batch: in
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         cfg.save_folder = d
-        exp = Experiment(task=getattr(VmasTask, task.upper()).get_from_yaml(), algorithm_config=MappoConfig.get_from_yaml(),
+        bm_task = (pms_task((int(task[4:].split("a")[0]),)) if task.startswith("pms_")
+                   else getattr(VmasTask, task.upper()).get_from_yaml())
+        exp = Experiment(task=bm_task, algorithm_config=MappoConfig.get_from_yaml(),
                          model_config=GroupedMlpConfig(num_cells=[64, 64], activation="tanh", init_layout="fps", seed=seed),
                          critic_model_config=mlp, seed=seed, config=cfg, callbacks=[het])
         exp.run()
-    return {"env": f"benchmarl vmas/{task}", "seed": seed, "wall_s": time.perf_counter() - t0,
+    return {"env": f"benchmarl {task}", "seed": seed, "wall_s": time.perf_counter() - t0,
             "final_layout": list(het.trainer.layout), "rounds": _rounds(het.hetdps.history, None)}
 
 
@@ -118,14 +125,15 @@ def part_identical(seeds: int, path: Path, updates: int, iterations: int) -> Non
             _save(path, f"ours {env} s{seed}", r)
             print(f"identical ours {env} s{seed}: {sum(x['groups_proposed'] > 1 for x in r['rounds'])} of "
                   f"{len(r['rounds'])} rounds proposed a split", flush=True)
+    for task in IDENTICAL_BENCHMARL:
         try:
             for seed in range(seeds):
-                r = benchmarl_rounds(env.removeprefix("vmas_"), seed, iterations)
-                _save(path, f"benchmarl {env} s{seed}", r)
-                print(f"identical benchmarl {env} s{seed}: {sum(x['groups_proposed'] > 1 for x in r['rounds'])} of "
+                r = benchmarl_rounds(task, seed, iterations)
+                _save(path, f"benchmarl {task} s{seed}", r)
+                print(f"identical benchmarl {task} s{seed}: {sum(x['groups_proposed'] > 1 for x in r['rounds'])} of "
                       f"{len(r['rounds'])} rounds proposed a split", flush=True)
         except ImportError as e:
-            print(f"benchmarl {env}: skipped ({e})")
+            print(f"benchmarl {task}: skipped ({e})")
 
 
 def table(out: Path) -> str:

@@ -265,12 +265,13 @@ def meta_model_based(model: ModelAccess | None) -> bool:
 
 def _meta_model_based(model: ModelAccess, pool: SamplePool, rows: Tensor, ego: Tensor,
                       reward_repeat: int) -> tuple[Tensor, Tensor]:
-    """Model-based meta-transition: x = the parts' inputs side by side [B, sum Dx], y [B, N, 4+Do+R]
+    """Model-based meta-transition: x = the parts' distinct inputs side by side [B, Dx], y [B, N, Dy]
     = (response, obs, objective replicated R times, App. G), every agent at the same x."""
     xs, ys = [], []
     for part in META_PARTS:
         x, y = model.evaluate(part, pool, rows, ego)
-        xs.append(x)
+        if not any(x.shape == seen.shape and torch.equal(x, seen) for seen in xs):  # parts often share x
+            xs.append(x)
         ys.append(y.repeat_interleave(reward_repeat, -1) if part == "objective" else y)
     return torch.cat(xs, -1), torch.cat(ys, -1)
 
