@@ -46,7 +46,7 @@ def _save(path: Path, key: str, value) -> None:  # noqa: ANN001
 def _rounds(history, truth) -> list[dict]:  # noqa: ANN001
     out = []
     for r in history:
-        proposed = r.info.get("proposed", list(r.labels))
+        proposed = r.info.get("found", r.info.get("proposed", list(r.labels)))  # the round's own grouping
         out.append({"update": r.update, "labels": list(r.labels), "proposed": proposed,
                     "groups_proposed": len(set(proposed)), "p_value": r.info.get("p_value"),
                     "measure": r.info.get("measure"), "seconds": r.seconds, "error": r.info.get("error"),

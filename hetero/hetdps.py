@@ -189,7 +189,8 @@ class HetGrouper:
         measure, independent = describe_measure(self.kind, res.mode, cfg, pool)
         info = {"matrix": res.matrix, "noise_floor": res.noise_floor, "mode": res.mode,
                 "grouping": groups.method, "note": groups.note, "p_value": res.p_value,
-                "quantify_s": res.timings["quantify_s"], "measure": measure, "policy_independent": independent}
+                "quantify_s": res.timings["quantify_s"], "measure": measure, "policy_independent": independent,
+                "found": list(groups.labels)}
         exact = res.mode == "model-based" and self.kind != "policy"  # identical functions give exactly 0
         if self.no_structure == "keep" and not exact and res.test is not None and not res.test.structure:
             info["note"] = (f"structure test p = {res.p_value:.3g} >= alpha {res.test.alpha}: no pair of agents "
