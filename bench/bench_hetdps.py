@@ -8,9 +8,10 @@ plus, for HetDPS, gathering its sample pool and its regrouping rounds. Prints th
 (FPS time / HetDPS time = HetDPS speed relative to FPS), the mean round cost and the rounds'
 group counts, and writes bench/results_hetdps.json.
 
-Reproduce (CPU, ~5 min):
-    .venv/bin/python bench/bench_hetdps.py                     # 100 updates = 2 rounds at interval 50
-    .venv/bin/python bench/bench_hetdps.py --updates 100 --kind meta --init nps
+Reproduce (CPU, ~4 min on a quiet 2-core machine):
+    .venv/bin/python bench/bench_hetdps.py --updates 40 --interval 10 --init nps   # the PMS sweep's setting:
+                                                     # 160k frames, rounds at updates 1, 11, 21, 31
+    .venv/bin/python bench/bench_hetdps.py                     # 100 updates at the default interval
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench/results_hetdps.json")
+    p.add_argument("--load", default="", help="what else ran on the machine (recorded in the results)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     common = dict(env=a.env, algo="mappo", seed=a.seed, frames=a.updates * defaults.batch_frames, progress=False,
@@ -49,7 +51,7 @@ def main() -> None:
         fps.iterate()
         t1 = time.perf_counter()
         het.iterate()
-        het.hetdps.after_update(u)
+        het.hetdps.after_update(u, last=a.updates)
         t2 = time.perf_counter()
         t_fps, t_het = t_fps + t1 - t0, t_het + t2 - t1
         print(f"update {u}: fps {t1 - t0:.2f}s hetdps {t2 - t1:.2f}s layout groups {len(set(het.layout))}", flush=True)
@@ -62,9 +64,11 @@ def main() -> None:
         "rounds": len(rounds), "round_s": [round(s, 2) for s in round_s],
         "groups_per_round": [r.n_groups for r in rounds],
         "p_value_per_round": [r.info.get("p_value") for r in rounds],
+        "measure": rounds[0].info.get("measure") if rounds else None,
         "predicted_ratio_from_round_cost": round(1 / (1 + (sum(round_s) / max(len(round_s), 1)) /
                                                      (a.interval * t_fps / a.updates)), 4),
-        "meta": {"torch": torch.__version__, "threads": a.threads, "python": platform.python_version()},
+        "meta": {"torch": torch.__version__, "threads": a.threads, "python": platform.python_version(),
+                 "load": a.load, "loadavg_at_end": list(__import__("os").getloadavg())},
     }
     Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))

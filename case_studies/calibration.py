@@ -11,14 +11,16 @@ followed by ``group``; "more than one group" is the claim whose error rates are 
 
 - fp: homogeneous agents -- planted pools with effect 0 (N = 2 and N = 6; and again with every
   agent acting on its own action preferences, ``planted_pool(behaviour=BEHAVIOUR)``: one transition
-  function, different visitation -- the null of the behaviour-invariant test), VMAS ``navigation``
-  under its default behaviour, and VMAS ``balance`` with each episode's agent slots shuffled --
-  VMAS ``balance`` and ``transport`` as they are (with S^E in Meta-Het's condition the agents'
-  functions are one: what differs by slot is where they are, which the condition holds) --
+  function, different visitation -- the null of the behaviour-invariant test), VMAS ``balance``
+  with each episode's agent slots shuffled, and VMAS ``balance`` and ``transport`` as they are
+  (with S^E in Meta-Het's condition the agents' functions are one: what differs by slot is where
+  they are, which the condition holds) --
   the fraction of seeds that report more than one group (the test's family-wise level is
   ``QuantifyConfig.alpha`` = 0.01). Under the condition as printed, (s_i, a_i), plain ``balance``
   is not homogeneous: VMAS spawns agent i at slot i under the line, so agent i sees the line and
-  package at its own offset (``--meta-condition own``, reported under envs before 0.3.0).
+  package at its own offset (``--meta-condition own``, reported under envs before 0.3.0). VMAS
+  ``navigation`` was a homogeneous case until 0.2.0; with S^E in the condition its agents, each
+  with its own goal landmark, are different functions, and it is reported under envs.
 - power: planted structures with the agent order shuffled (2 different agents; 3 and 6
   all-different agents; 4 + a singleton; 7/4/1) over a grid of effect sizes: the fraction of
   seeds that report structure and that recover the planted groups (ARI >= 0.9).
@@ -147,8 +149,7 @@ def part_fp(seeds: int, cfg: QuantifyConfig, envs: bool = True, path: Path | Non
              f"planted N=6, effect 0, own behaviours ({BEHAVIOUR})": lambda: planted_runs((0,) * 6, 0.0, seeds, cfg,
                                                                                             behaviour=BEHAVIOUR)}
     if envs:
-        cases |= {"vmas_navigation": lambda: env_runs("vmas_navigation", "meta", seeds, cfg),
-                  "vmas_balance, slots shuffled per episode":
+        cases |= {"vmas_balance, slots shuffled per episode":
                       lambda: env_runs("vmas_balance", "meta", seeds, cfg, shuffle_slots=True),
                   "vmas_balance (S^E in the condition)": lambda: env_runs("vmas_balance", "meta", seeds, cfg),
                   "vmas_transport": lambda: env_runs("vmas_transport", "meta", seeds, cfg)}
@@ -182,6 +183,7 @@ def part_power(seeds: int, cfg: QuantifyConfig, effects=EFFECTS, structures=STRU
 
 def part_envs(seeds: int, cfg: QuantifyConfig, path: Path | None = None, only: str | None = None) -> dict:
     cases = [("vmas_simple_tag", "response", {}), ("vmas_simple_tag", "meta", {}),
+             ("vmas_navigation", "meta", {}),  # each agent its own goal: with S^E, all-different functions
              ("mamujoco_halfcheetah_2x3_het", "response", {}), ("mamujoco_halfcheetah_2x3", "response", {}),
              ("pms_15a_3c", "meta", {}), ("pms_15a_5c", "meta", {}), ("pms_30a_3c", "meta", {}),
              ("pms_30a_5c", "meta", {})]

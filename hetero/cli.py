@@ -133,6 +133,17 @@ def _check_quantify_args(args) -> None:
     check_number(args.seed, "--seed", ge=0)
 
 
+def _check_pool_memory(args) -> None:
+    """Refuse a --samples pool this machine cannot hold (``marl_backends.memory``), before any env is built."""
+    from marl_backends import memory
+    from marl_backends.trainers.preflight import probe
+
+    shapes, spec = probe(args.env, "", args.continuous, args.seed)
+    memory.check(lambda s: memory.quantify_bytes(shapes, *pool_shape(max(s, 2 * MIN_STREAMS))), args.samples,
+                 "--samples", f"a pool of {args.samples:,} transitions x {spec.n_agents} agents and its copies",
+                 args.device)
+
+
 def _load_checkpoint(path: str):
     """The trainer saved in a `hetero train` run folder (on-policy or off-policy)."""
     from marl_backends.offpolicy.checkpoint import is_offpolicy_checkpoint, load_offpolicy_trainer
@@ -154,13 +165,19 @@ def _behaviour(spec: str, trainer, seed: int):
     raise UsageError(f"--behaviour {spec!r}; use heuristic, random or checkpoint:RUN_DIR.")
 
 
-def cmd_quantify(args) -> int:
-    from marl_backends.envs import make_env
-    from marl_backends.envs.sampling import collect_pool
-
-    with usage_errors():  # everything the command line decides, before any work is done
+def check_quantify_flags(args):
+    """Every check ``hetero quantify`` makes on its flags before any work (env name, kinds, sizes,
+    the memory of the pool unless --ignore-memory-check); returns (pool shape, kinds, SND wanted,
+    config). ``hetero sweep`` runs it on every quantify run before the first one starts."""
+    with usage_errors():
         _check_quantify_args(args)
-        n_envs, steps = pool_shape(args.samples)
+        shape = pool_shape(args.samples)
+        if args.ignore_memory_check:
+            from marl_backends.envs.registry import check_env_name
+
+            check_env_name(args.env)
+        else:
+            _check_pool_memory(args)
         want_snd = "snd" in args.kind.split(",")  # SND (hetero.metrics) is computed beside the kinds
         rest = ",".join(k for k in args.kind.split(",") if k != "snd")
         kinds = _kinds(rest, have_policy=bool(args.checkpoint)) if rest else []
@@ -174,6 +191,15 @@ def cmd_quantify(args) -> int:
             validation=early_stop_fraction(args.early_stop, args.epochs),
             reweight=args.reweight, meta_condition=args.meta_condition,
         )
+    return shape, kinds, want_snd, cfg
+
+
+def cmd_quantify(args) -> int:
+    from marl_backends.envs import make_env
+    from marl_backends.envs.sampling import collect_pool
+
+    with usage_errors():  # everything the command line decides, before any work is done
+        (n_envs, steps), kinds, want_snd, cfg = check_quantify_flags(args)
         run_dir = _out_dir(args)
         torch.set_num_threads(args.threads) if args.threads else None
         torch.manual_seed(args.seed)
@@ -468,6 +494,9 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
                         "one; 0 = torch's default, all cores)")
     q.add_argument("--out", default=None, help="run folder (default runs/quantify/ENV-TIME)")
     q.add_argument("--overwrite", action="store_true", help="replace the quantify run already in --out")
+    q.add_argument("--ignore-memory-check", action="store_true",
+                   help="start even when the up-front memory estimate of the --samples pool exceeds the memory "
+                        "available here")
     q.add_argument("--no-plots", action="store_true")
     q.add_argument("--quiet", action="store_true", help="no progress bars (they only show on a terminal anyway)")
 
@@ -503,6 +532,9 @@ register("evaluate", "play a trained policy: returns, win rate, optional GIF (VM
          "marl_backends.trainers.evaluate:add_evaluate_arguments", "marl_backends.trainers.evaluate:cmd_evaluate")
 register("sweep", "run, follow and report grids of runs declared in a sweep file (local processes or Ray)",
          "marl_backends.sweep.cli:add_arguments", "marl_backends.sweep.cli:run")
+register("convert-checkpoint", "rewrite the checkpoints of a run of hetero 0.2 or earlier in the weights-only "
+         "format of 0.3 (a full pickle load: --trust-pickle)",
+         "marl_backends.trainers.safe_checkpoint:add_convert_arguments", "marl_backends.trainers.safe_checkpoint:cmd_convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

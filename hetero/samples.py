@@ -25,6 +25,25 @@ GLOBAL_FIELDS = ("state", "next_state")
 ENV_FIELDS = ("env_state", "next_env_state")  # optional S^E and S^E': both or neither
 
 
+def _where(name: str, idx: list[int], n_batch: int, per_agent: bool) -> str:
+    """``obs[3, 1, 2, 0] (time 3, agent 2)``: an index into the caller's tensor, batch dims as given."""
+    agent = f", agent {idx[n_batch]}" if per_agent and len(idx) > n_batch else ""
+    return f"{name}[{', '.join(map(str, idx))}] (time {idx[0]}{agent})"
+
+
+def _check_finite(name: str, v: Tensor | None, n_batch: int, n: int) -> None:
+    """Raise a ValueError at the first NaN / inf of a tensor given to ``from_transitions``."""
+    if v is None or not v.is_floating_point():
+        return
+    bad = ~torch.isfinite(v)
+    if bool(bad.any()):
+        idx = bad.nonzero()[0].tolist()
+        per_agent = name not in GLOBAL_FIELDS and v.dim() > n_batch and v.shape[n_batch] == n
+        raise ValueError(f"SamplePool.from_transitions: {name} holds {float(v[tuple(idx)])} at "
+                         f"{_where(name, idx, n_batch, per_agent)}; drop or repair those transitions before "
+                         "quantifying (e.g. check the env's reward/observation).")
+
+
 @dataclass
 class SamplePool:
     """Transitions of N agents over T rows.
@@ -101,22 +120,34 @@ class SamplePool:
           splits rows at random.
         - valid [*B, N]: False where an agent has no sample (e.g. dead); obs_mask / action_mask [N, D]
           for agents with unequal spaces padded to the largest.
+        Integer actions outside 0..n_actions-1 and NaN / inf in any given tensor raise a ValueError
+        naming the tensor, the value and its index in that tensor (time, agent).
         """
         if obs.dim() < 3:
             raise ValueError(f"SamplePool.from_transitions: obs has shape {tuple(obs.shape)}, expected [*B, N, Do] "
                              "(batch dims, agents, obs features); add a feature dim for scalar observations.")
         batch, n = tuple(obs.shape[:-2]), obs.shape[-2]
         flat = lambda v: v.reshape(-1, *v.shape[len(batch):])  # noqa: E731
+        for name, v in (("obs", obs), ("action", action), ("reward", reward), ("next_obs", next_obs), ("state", state),
+                        ("next_state", next_state), ("local_state", local_state),
+                        ("next_local_state", next_local_state)):
+            _check_finite(name, v, len(batch), n)
         if reward.shape == (*batch,):
             reward = reward.unsqueeze(-1).expand(*batch, n)
         elif reward.shape == (*batch, n, 1):
             reward = reward.squeeze(-1)
         if not action.is_floating_point():
-            if action.shape == (*batch, n, 1):
-                action = action.squeeze(-1)
             if n_actions is None:
                 raise ValueError(f"SamplePool.from_transitions: action is integer {tuple(action.shape)}; pass "
                                  "n_actions= to one-hot encode it (or pass float one-hot actions [*B, N, A]).")
+            out = (action < 0) | (action >= n_actions)
+            if bool(out.any()):
+                idx = out.nonzero()[0].tolist()
+                raise ValueError(f"SamplePool.from_transitions: action holds {int(action[tuple(idx)])} at "
+                                 f"{_where('action', idx, len(batch), True)}, outside 0..{n_actions - 1} "
+                                 f"(n_actions={n_actions}); pass the env's number of actions as n_actions.")
+            if action.shape == (*batch, n, 1):
+                action = action.squeeze(-1)
             action = torch.nn.functional.one_hot(action.long(), n_actions).to(obs.dtype)
         if episode is None and done is not None:
             d = done.bool()

@@ -115,7 +115,7 @@ def main(updates: int = 60, interval: int = 10, n_agents: int = 6, n_types: int 
     returns = []
     for u in range(1, updates + 1):
         returns.append(trainer.update())
-        rnd = hetdps.after_update(u) if regroup else None
+        rnd = hetdps.after_update(u, last=updates) if regroup else None
         if verbose and rnd is not None:
             print(f"update {u:4d}  return {returns[-1]:8.2f}  groups {rnd.labels}  ({rnd.info.get('note', '')})")
     if verbose:

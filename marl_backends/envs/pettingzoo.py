@@ -5,6 +5,8 @@ imports ``<module>``, calls ``<env_fn>(**env_args)`` once per env copy and steps
 vectorised env (PettingZoo envs are single Python envs, so the copies are stepped one after the
 other; everything after that is batched over envs and agents).
 
+- An AEC env (e.g. ``pettingzoo:mpe2.simple_push_v3:env``) is refused with the parallel constructor to
+  use instead, or ``pettingzoo.utils.conversions.aec_to_parallel``.
 - Agents are ``possible_agents`` in order. Observations (Box, flattened) of unequal sizes are
   zero-padded to the largest; ``spec.obs_dims`` / ``obs_mask`` say which entries are real.
 - Discrete actions of unequal counts are padded to the largest; ``avail_actions`` marks the
@@ -50,6 +52,29 @@ def resolve_env_fn(spec: str) -> Callable:
     return getattr(mod, fn)
 
 
+def is_aec(env) -> bool:  # noqa: ANN001
+    """True for a PettingZoo AEC env (agents act in turn: ``agent_iter`` / ``last``), wrapped or not."""
+    try:
+        from pettingzoo.utils.env import AECEnv
+
+        if isinstance(env, AECEnv):
+            return True
+    except ImportError:
+        pass
+    return callable(getattr(env, "agent_iter", None)) and callable(getattr(env, "last", None))
+
+
+def aec_message(name: str, env) -> str:  # noqa: ANN001
+    """The refusal of an AEC env, naming the parallel constructor to use instead."""
+    parts = name[len(PREFIX):].split(":") if name.startswith(PREFIX) else []
+    use = "the module's parallel_env constructor"
+    if len(parts) == 2 and callable(getattr(importlib.import_module(parts[0]), "parallel_env", None)):
+        use = f"--env {PREFIX}{parts[0]}:parallel_env"
+    return (f"{name}: the constructor returned {type(env).__name__}, a PettingZoo AEC env (agents act one at a "
+            f"time); this adapter steps ParallelEnvs. Use {use}, or wrap your AEC env with "
+            "pettingzoo.utils.conversions.aec_to_parallel.")
+
+
 def _role(agent: str) -> str:
     head, _, tail = agent.rpartition("_")
     return head if head and tail.isdigit() else agent
@@ -62,9 +87,11 @@ class PettingZooEnv:
                  name: str = "pettingzoo", max_steps: int | None = None, **env_args) -> None:  # noqa: ANN003
         from gymnasium import spaces
 
-        self.envs = [env_fn(**env_args) for _ in range(num_envs)]
+        env = env_fn(**env_args)
+        if is_aec(env):
+            raise ValueError(aec_message(name, env))
+        self.envs = [env, *(env_fn(**env_args) for _ in range(num_envs - 1))]
         self.num_envs, self.device, self.seed = num_envs, torch.device(device), seed
-        env = self.envs[0]
         if not hasattr(env, "possible_agents") or not callable(getattr(env, "step", None)):
             raise ValueError(f"{name}: {env_fn!r} returned {type(env).__name__}, not a PettingZoo ParallelEnv "
                              "(for an AEC env, wrap it: pettingzoo.utils.conversions.aec_to_parallel).")

@@ -46,12 +46,19 @@ def make_env(name: str, num_envs: int = 32, device: str | torch.device = "cpu", 
         from marl_backends.envs.pettingzoo import make_pettingzoo_env
 
         return make_pettingzoo_env(name, num_envs=num_envs, device=device, seed=seed, continuous=continuous, **kw)
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, list(REGISTRY), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(REGISTRY))}, or "
-                         "pettingzoo:<module>:<env_fn> for a PettingZoo ParallelEnv.")
+    check_env_name(name)
     return REGISTRY[name][0](num_envs=num_envs, device=device, seed=seed, continuous=continuous, **kw)
+
+
+def check_env_name(name: str) -> None:
+    """Raise the ValueError of :func:`make_env` for a name that is neither registered nor
+    ``pettingzoo:...`` (builds nothing, imports nothing)."""
+    if name in REGISTRY or name.startswith("pettingzoo:"):
+        return
+    close = difflib.get_close_matches(name, list(REGISTRY), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown env {name!r}.{hint} Valid envs: {', '.join(sorted(REGISTRY))}, or "
+                     "pettingzoo:<module>:<env_fn> for a PettingZoo ParallelEnv.")
 
 
 def parse_env_args(text: str) -> dict[str, object]:

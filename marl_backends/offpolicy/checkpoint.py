@@ -9,6 +9,10 @@ A ``--sharing hetdps`` run also stores its HetDPS state (``trainer.hetdps.state_
 history and the sample pools gathered for the next round; the iter_*.pt files keep the history
 only), as the on-policy checkpoints do, so ``--resume`` continues the same layout and rounds.
 
+Checkpoints hold plain data only (``version`` 2) and load weights-only
+(:mod:`marl_backends.trainers.safe_checkpoint`); ``identity`` (env, algo, sharing, seed from the
+run's config.json) lets ``--resume`` refuse a checkpoint copied in from another run.
+
 - :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`apply_checkpoint`: used by ``offpolicy.cli`` (``--resume``).
 - :func:`is_offpolicy_checkpoint` (cheap, reads config.json only) and
   :func:`load_offpolicy_trainer` (for ``hetero quantify --checkpoint RUN_DIR``).
@@ -20,16 +24,16 @@ import sys
 from pathlib import Path
 
 from marl_backends.trainers.run_io import atomic_torch_save
+from marl_backends.trainers.safe_checkpoint import FORMAT, encode
 
 CHECKPOINT_KIND = "offpolicy-v1"
 
 
 def _run_dir(path: str | Path) -> Path:
-    """The run folder of ``path`` (a run folder, its checkpoint.pt, or checkpoints/iter_*.pt)."""
-    p = Path(path)
-    if p.is_dir():
-        return p
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    """The run folder of ``path`` (a run folder, its checkpoints/ folder, checkpoint.pt, or checkpoints/iter_*.pt)."""
+    from marl_backends.trainers.recovery import run_folder_of
+
+    return run_folder_of(path)
 
 
 def _checkpoint_file(path: str | Path) -> Path:
@@ -44,17 +48,27 @@ def _checkpoint_file(path: str | Path) -> Path:
 def save_checkpoint(trainer, run_dir: str | Path, iteration: int, keep: bool = True) -> Path:  # noqa: ANN001
     """``checkpoint.pt`` with the resume state, and (``keep``) a small ``checkpoints/iter_*.pt``."""
     run_dir = Path(run_dir)
-    base = {"kind": CHECKPOINT_KIND, "iteration": iteration, "trainer": trainer.state_dict(), "rng": trainer.gen.get_state()}
+    base = {"kind": CHECKPOINT_KIND, "version": FORMAT, "iteration": iteration, "trainer": trainer.state_dict(),
+            "rng": trainer.gen.get_state(), "identity": _identity(run_dir)}
     hetdps = getattr(trainer, "hetdps", None)
     full = dict(base)
     if hetdps is not None:
         full["hetdps"] = hetdps.state_dict()
         base["hetdps"] = {**full["hetdps"], "pools": []}  # the gathered pools belong to the resume state
     if keep:
-        atomic_torch_save(base, run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
+        atomic_torch_save(encode(base), run_dir / "checkpoints" / f"iter_{iteration:06d}.pt")
     path = run_dir / "checkpoint.pt"
-    atomic_torch_save({**full, "resume": trainer.resume_state()}, path)
+    atomic_torch_save(encode({**full, "resume": trainer.resume_state()}), path)
     return path
+
+
+def _identity(run_dir: Path) -> dict | None:
+    from marl_backends.trainers.recovery import run_identity
+
+    try:
+        return run_identity(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def _load_hetdps(trainer, obj: dict) -> None:  # noqa: ANN001
@@ -121,16 +135,16 @@ def load_offpolicy_trainer(run_dir: str | Path, env_factory=None, resume: bool =
     if not is_offpolicy_checkpoint(run_dir_):
         raise ValueError(f"{run_dir_} is not an off-policy run folder (config.json kind != {CHECKPOINT_KIND!r}); "
                          "on-policy runs load with marl_backends.trainers.checkpoint.load_trainer.")
-    saved = json.loads((run_dir_ / "config.json").read_text())
-    own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
-    own.update(overrides)
-    run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"])}
-    trainer, _, _ = build(run, own, env_factory, with_eval=False)
     obj, path, note = read_checkpoint(_checkpoint_file(run_dir) if Path(run_dir).is_file() else run_dir_, check_kind)
     if obj is None:
         raise FileNotFoundError(f"{run_dir_} has no checkpoint yet (the run stopped before its first one).")
     if note:
         print(f"note: {note}", file=sys.stderr)
+    saved = json.loads((run_dir_ / "config.json").read_text())
+    own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
+    own.update(overrides)
+    run = {**saved["run"], "hidden": tuple(saved["run"]["hidden"])}
+    trainer, _, _ = build(run, own, env_factory, with_eval=False)
     trainer.load_state_dict(obj["trainer"])
     trainer.gen.set_state(obj["rng"])
     _load_hetdps(trainer, obj)

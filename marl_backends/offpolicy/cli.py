@@ -46,6 +46,7 @@ import dataclasses
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -59,9 +60,10 @@ from marl_backends.offpolicy.trainer import OffPolicyTrainer
 from marl_backends.trainers.config import HETDPS_FIELDS, RESUME_OVERRIDABLE, TrainConfig
 from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, attribute_docs
 from marl_backends.trainers.interrupt import checkpoint_and_stop, finished
-from marl_backends.trainers.recovery import read_checkpoint, resume_target
+from marl_backends.trainers.recovery import check_same_run, read_checkpoint, resume_target
 from marl_backends.trainers.report import RunReport
-from marl_backends.trainers.run_io import MetricsLog, default_run_name, make_run_dir, write_json
+from marl_backends.trainers.run_io import MetricsLog, check_out_dir, default_run_name, make_run_dir, write_json
+from marl_backends.trainers.run_lock import RunLock, holds_no_run
 
 __all__ = ["HETDPS_DEFAULTS", "OFFPOLICY_ALGOS", "RUN_DEFAULTS", "add_offpolicy_arguments", "build",
            "is_offpolicy_run", "offpolicy_flags", "prepare_offpolicy", "resolve_hetdps", "run_offpolicy_train", "train_loop"]
@@ -128,15 +130,18 @@ def run_offpolicy_train(args: argparse.Namespace, env_factory=None, stop=None, s
 
     ``stop``: a :class:`~marl_backends.trainers.interrupt.GracefulStop` (signals end the run at
     the next safe point); ``say(text)`` prints notes (default: stderr)."""
-    trainer, eval_env, run, run_dir, iteration = prepare_offpolicy(args, env_factory, say)
-    train_loop(trainer, eval_env, run, run_dir, iteration, stop=stop)
+    with ExitStack() as locks:
+        trainer, eval_env, run, run_dir, iteration = prepare_offpolicy(args, env_factory, say, locks)
+        train_loop(trainer, eval_env, run, run_dir, iteration, stop=stop)
     return run_dir
 
 
-def prepare_offpolicy(args: argparse.Namespace, env_factory=None, say=None):  # noqa: ANN001, ANN201
+def prepare_offpolicy(args: argparse.Namespace, env_factory=None, say=None, locks: ExitStack | None = None):  # noqa: ANN001, ANN201
     """Everything before the first iteration: check the flags, build (or restore) the trainer,
     create the run folder and write config.json. Returns (trainer, eval env, run settings, run
-    folder, iteration to start from); input errors raise before any file is written."""
+    folder, iteration to start from); input errors raise before any file is written. The run
+    folder's writer lock goes into ``locks`` (without one it is held until the process ends)."""
+    locks = locks if locks is not None else _HELD
     say = say or (lambda text: print(text, file=sys.stderr))
     resume = getattr(args, "resume", None)
     obj = None
@@ -152,13 +157,18 @@ def prepare_offpolicy(args: argparse.Namespace, env_factory=None, say=None):  # 
         run = {**saved["run"], **_given(args, tuple(k for k in RESUME_OVERRIDABLE if k != "device"))}
         own = {k: tuple(v) if k == "hidden" else v for k, v in saved["config"].items() if k != "algo"}
         own.update(_given(args, ("device",)))
+        locks.enter_context(RunLock(run_dir))
         obj, path, note = read_checkpoint(file or run_dir, check_kind)
+        if obj is not None:
+            check_same_run(obj, path, run_dir)
         if note:
             say(f"note: {note}")
     else:
         run, own = _settings(args)
+        check_out_dir(run.get("out_dir") or RUN_DEFAULTS["out_dir"])
         name = run.get("run_name") or ""
-        if name and (Path(run.get("out_dir") or RUN_DEFAULTS["out_dir"]) / name).exists():
+        if name and (Path(run.get("out_dir") or RUN_DEFAULTS["out_dir"]) / name).exists() and not holds_no_run(
+                Path(run.get("out_dir") or RUN_DEFAULTS["out_dir"]) / name):
             raise UsageError(_exists_message(Path(run.get("out_dir") or RUN_DEFAULTS["out_dir"]) / name))
     trainer, eval_env, run = build(run, own, env_factory)
     if run["threads"]:
@@ -180,7 +190,8 @@ def prepare_offpolicy(args: argparse.Namespace, env_factory=None, say=None):  # 
     else:
         iteration = 0
         name = run["run_name"] or default_run_name(run["env"], run["algo"], run["sharing"], trainer.cfg.seed)
-        run_dir = make_run_dir(run["out_dir"], name)
+        run_dir = make_run_dir(run["out_dir"], name, exact=bool(run["run_name"]))
+        locks.enter_context(RunLock(run_dir))
     write_json(run_dir / "config.json", {
         "kind": CHECKPOINT_KIND, "run": {**run, "hidden": list(run["hidden"])},
         "config": {**dataclasses.asdict(trainer.cfg), "hidden": list(trainer.cfg.hidden)},
@@ -188,6 +199,9 @@ def prepare_offpolicy(args: argparse.Namespace, env_factory=None, say=None):  # 
         "env_spec": {k: v for k, v in vars(trainer.env.spec).items()},
         "versions": versions(), "command": " ".join(sys.argv)})
     return trainer, eval_env, run, run_dir, iteration
+
+
+_HELD = ExitStack()  # locks of prepare_offpolicy calls without an ExitStack of their own
 
 
 def _exists_message(path: Path) -> str:

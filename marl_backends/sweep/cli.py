@@ -6,7 +6,9 @@
     hetero sweep report SPEC --out case_studies/results/hetdps_pms_sweep
 
 ``run`` skips finished runs and resumes unfinished ones from their checkpoints, so rerunning a
-sweep (after a crash, or with a larger ``frames`` budget) continues it.
+sweep (after a crash, or with a larger ``frames`` budget) continues it. Every command first checks
+the whole file, and ``run`` every run's flags (``sweep.checks``; ``--dry-run`` too): a bad file or flag is
+one ``error:`` line and exit 2 before any run starts, as is a second ``run`` on a sweep in use.
 """
 from __future__ import annotations
 
@@ -47,22 +49,38 @@ def run(args: argparse.Namespace) -> int:
     return args.sweep_func(args)
 
 
-def _spec(args):  # noqa: ANN001, ANN202
+def _spec(args, runs: bool = False):  # noqa: ANN001, ANN202
+    """The sweep file, checked (keys, ``when``, run names); ``runs``: also every run's flags, env,
+    layout and memory (``sweep run``; status and report only read the folder)."""
+    from hetero.errors import UsageError
     from marl_backends.sweep.spec import check_argv, load_spec
 
     try:
         spec = load_spec(args.spec, args.out)
-        check_argv(spec)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+        if runs:
+            check_argv(spec)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise UsageError(str(e)) from None
     return spec
+
+
+def _check_engine_flags(args) -> None:  # noqa: ANN001
+    from hetero.errors import check_number, usage_errors
+
+    with usage_errors():
+        check_number(args.jobs, "--jobs", ge=1)
+        check_number(args.cpus_per_run, "--cpus-per-run", gt=0)
+        check_number(args.gpus_per_run, "--gpus-per-run", ge=0)
+        if args.retries is not None:
+            check_number(args.retries, "--retries", ge=0)
 
 
 def cmd_run(args) -> int:  # noqa: ANN001
     from marl_backends.sweep.engines import EngineConfig, run_sweep, tasks_of
     from marl_backends.sweep.execute import child_argv
 
-    spec = _spec(args)
+    _check_engine_flags(args)
+    spec = _spec(args, runs=True)
     if args.dry_run:
         for t in tasks_of(spec):
             print(f"{t.name}: hetero {' '.join(child_argv(t))}")

@@ -7,6 +7,7 @@ threads of the driver (the children are the worker processes; a thread only wait
 The Ray engine submits one Ray task per run with ``num_cpus`` / ``num_gpus`` (fractional GPUs
 pack runs on one device), ``max_retries`` and ``retry_exceptions=[RunDied]``: Ray does the
 scheduling, placement across nodes and the retries, including of tasks whose worker or node dies.
+The driver holds the sweep folder's lock (:mod:`marl_backends.sweep.lock`) while runs execute.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from marl_backends.sweep.execute import RunDied, RunFailed, RunTask, execute_run, is_done, write_state
+from marl_backends.sweep.lock import SweepLock
 from marl_backends.sweep.spec import SweepSpec
 from marl_backends.trainers.run_io import write_json
 
@@ -92,7 +94,9 @@ def run_ray(tasks: list[RunTask], cfg: EngineConfig, retries: int, report: Repor
     try:
         import ray
     except ImportError:
-        raise SystemExit("error: --engine ray needs Ray: pip install -c constraints.txt -e '.[ray]' "
+        from hetero.errors import UsageError
+
+        raise UsageError("--engine ray needs Ray: pip install -c constraints.txt -e '.[ray]' "
                          "(or use the default --engine local).") from None
     root = tasks[0].pythonpath if tasks else package_root()
     # workers import marl_backends from the driver's source tree (a cluster installs the package on every node)
@@ -129,15 +133,22 @@ def run_ray(tasks: list[RunTask], cfg: EngineConfig, retries: int, report: Repor
 
 
 def run_sweep(spec: SweepSpec, cfg: EngineConfig, report: Report | None = None) -> dict[str, str]:
-    """Execute every run of ``spec`` not yet done; returns {run name: done | failed | skipped}."""
+    """Execute every run of ``spec`` not yet done; returns {run name: done | failed | skipped}.
+    Holds the sweep folder's lock (:class:`SweepLock`) while runs execute: a second ``run_sweep``
+    on the same folder raises a UsageError naming the first one's PID."""
     report = report or (lambda name, what, msg: None)
     device = "cuda" if cfg.gpus_per_run > 0 else ""
     tasks = tasks_of(spec, device)
-    todo = [t for t in tasks if not is_done(t)]
-    outcome = {t.name: "skipped" for t in tasks if t not in todo}
-    if not todo:  # a finished sweep: nothing to run, nothing to write
-        return outcome
+    if all(is_done(t) for t in tasks):  # a finished sweep: nothing to run, nothing to write
+        return {t.name: "skipped" for t in tasks}
     spec.out.mkdir(parents=True, exist_ok=True)
+    with SweepLock(spec.out):
+        return _run_locked(spec, cfg, tasks, report)
+
+
+def _run_locked(spec: SweepSpec, cfg: EngineConfig, tasks: list[RunTask], report: Report) -> dict[str, str]:
+    todo = [t for t in tasks if not is_done(t)]  # under the lock: what a sweep before us left to do
+    outcome = {t.name: "skipped" for t in tasks if t not in todo}
     write_json(spec.out / "sweep.json", {"name": spec.name, "command": spec.command, "source": spec.source,
                                          "runs": [t.name for t in tasks], "engine": cfg.engine,
                                          "slots": cfg.jobs if cfg.engine == "local" else None,

@@ -11,6 +11,10 @@ signal (SIGKILL, OOM killer, node loss) raises :class:`RunDied`, which the engin
 that exits with an error raises :class:`RunFailed`, which they record and do not retry (the same
 flags would fail the same way). The child gets SIGKILL when its worker dies
 (:mod:`marl_backends.sweep.child`), so a retried run never has two writers.
+
+Clean-up removes only what the sweep made: a folder directly inside ``OUT/runs`` (resolved, not a
+link) that the state file says an attempt of this sweep created (:func:`made_by_sweep`). Any
+other folder in a run's place fails that run, untouched.
 """
 from __future__ import annotations
 
@@ -84,8 +88,9 @@ def child_argv(task: RunTask) -> list[str]:
     if task.device:
         opts["device"] = task.device
     run = task.run_dir
-    if task.command == "quantify":
-        return [task.command, *command_argv("quantify", opts), "--out", str(run)]
+    if task.command == "quantify":  # a retry replaces the files of the attempt that died (only those)
+        again = ["--overwrite"] if run.exists() and made_by_sweep(task) else []
+        return [task.command, *command_argv("quantify", opts), "--out", str(run), *again]
     if (run / "checkpoint.pt").exists():
         argv = [task.command, "--resume", str(run)]
         saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
@@ -95,6 +100,43 @@ def child_argv(task: RunTask) -> list[str]:
                 argv += ["--" + k, str(opts[k])]
         return argv
     return [task.command, *command_argv("train", opts), "--out-dir", str(run.parent), "--run-name", run.name]
+
+
+def made_by_sweep(task: RunTask) -> bool:
+    """The run folder is this sweep's: an attempt recorded creating it (``made_run_dir``, written
+    before the child starts), or (states of earlier versions) its config.json holds the command of
+    the attempt the state records."""
+    st = read_state(task.out, task.name)
+    if st.get("made_run_dir"):
+        return True
+    try:
+        command = json.loads((task.run_dir / "config.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(st.get("argv")) and command == "hetero " + " ".join(st["argv"])
+
+
+def _refuse(task: RunTask, why: str) -> RunFailed:
+    write_state(task.out, task.name, status="failed", pid=None, error=why)
+    return RunFailed(f"{task.name}: {why}")
+
+
+def _own_folder(task: RunTask) -> Path:
+    """``OUT/runs/NAME`` if it is a plain folder directly inside ``OUT/runs``; RunFailed otherwise."""
+    run, runs = task.run_dir, Path(task.out) / "runs"
+    if run.is_symlink() or run.resolve().parent != runs.resolve() or run.name in ("", ".", ".."):
+        raise _refuse(task, f"{run} is not a folder inside {runs} (a link, or a name that leaves it); the sweep "
+                            "neither writes nor removes it.")
+    return run
+
+
+def _remove_unfinished(task: RunTask) -> None:
+    """Remove a run folder that holds no checkpoint, only if this sweep made it."""
+    run = _own_folder(task)
+    if not made_by_sweep(task):
+        raise _refuse(task, f"{run} exists but no attempt of this sweep created it; move it away, then run the "
+                            "sweep again.")
+    shutil.rmtree(run)
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -109,9 +151,11 @@ def execute_run(task: RunTask, node: str = "") -> dict:
     """Run one attempt; returns the final state. Raises RunDied / RunFailed (see module doc)."""
     if is_done(task):
         return read_state(task.out, task.name)
-    run = task.run_dir
+    run = _own_folder(task)
     if run.exists() and task.command == "train" and not (run / "checkpoint.pt").exists():
-        shutil.rmtree(run)  # started but never checkpointed: nothing to resume
+        _remove_unfinished(task)  # started but never checkpointed: nothing to resume
+    if not run.exists():
+        write_state(task.out, task.name, made_run_dir=True)  # before the child creates it
     run.parent.mkdir(parents=True, exist_ok=True)
     log = Path(task.out) / "logs" / f"{task.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,9 @@ A sweep file has these tables (every key below ``[options]``, ``[grid]``, ``[met
 
 A run is named from its grid point: the values of the grid axes in grid order, ``env``,
 ``method`` and ``algo`` bare, ``seed`` as ``s0``, any other axis as ``KEYvalue`` (``hetdps_interval20``), joined
-by ``_``: ``pms_15a_3c_hetdps_s0``. Its folder is ``OUT/runs/NAME``, an ordinary run folder.
+by ``_``: ``pms_15a_3c_hetdps_s0``. Its folder is ``OUT/runs/NAME``, an ordinary run folder; a name
+that is not one plain folder name there (``.``, ``..``) is refused. Unknown keys at any level and
+``when`` clauses on missing axes are refused with a did-you-mean (:mod:`marl_backends.sweep.checks`).
 """
 from __future__ import annotations
 
@@ -118,7 +120,7 @@ def _load_raw(path: Path) -> dict:
         try:
             import yaml
         except ImportError:
-            raise SystemExit(f"error: {path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML.")
+            raise ValueError(f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or use TOML.") from None
         return yaml.safe_load(text) or {}
     try:
         return tomllib.loads(text)
@@ -127,14 +129,18 @@ def _load_raw(path: Path) -> dict:
 
 
 def load_spec(path: str | Path, out: str | Path | None = None) -> SweepSpec:
-    """Read a sweep file and expand its grid into runs (errors name the table and key to fix)."""
+    """Read a sweep file and expand its grid into runs (errors name the table and key to fix;
+    unknown keys, ``when`` clauses and run names are checked by :mod:`marl_backends.sweep.checks`)."""
+    from marl_backends.sweep.checks import check_file, check_run_name, check_when_values, did_you_mean
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"sweep file {path} does not exist.")
     raw = _load_raw(path)
     unknown = sorted(set(raw) - set(TABLES))
     if unknown:
-        raise ValueError(f"{path}: unknown table [{unknown[0]}]; a sweep file has {', '.join(TABLES)}.")
+        raise ValueError(f"{path}: unknown table [{unknown[0]}]{did_you_mean(unknown[0], TABLES)}; a sweep file has "
+                         f"{', '.join(TABLES)}.")
     head = raw.get("sweep", {})
     name = str(head.get("name") or path.stem)
     command = head.get("command", "train")
@@ -155,7 +161,11 @@ def load_spec(path: str | Path, out: str | Path | None = None) -> SweepSpec:
     if "method" in axes:
         missing = [m for m in axes["method"] if m not in methods]
         if missing:
-            raise ValueError(f"{path}: [grid] method lists {missing[0]!r} but there is no [methods.{missing[0]}] table.")
+            raise ValueError(f"{path}: [grid] method lists {missing[0]!r} but there is no [methods.{missing[0]}] table"
+                             f"{did_you_mean(missing[0], methods)}.")
+    check_file(path, raw, command, axes)
+    check_when_values(path, overrides, methods)
+    out = Path(out or head.get("out") or Path("runs") / "sweeps" / name)
     runs: list[RunSpec] = []
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values))
@@ -166,6 +176,7 @@ def load_spec(path: str | Path, out: str | Path | None = None) -> SweepSpec:
             when = o.get("when", {})
             if _matches(when, point, opts):
                 opts.update({k: v for k, v in o.items() if k != "when"})
+        check_run_name(path, run_name(point), point, out / "runs")
         runs.append(RunSpec(run_name(point), tuple(point.items()), tuple(opts.items())))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
@@ -174,8 +185,8 @@ def load_spec(path: str | Path, out: str | Path | None = None) -> SweepSpec:
     rep = raw.get("report", {})
     report = ReportSpec(threshold=rep.get("threshold"), smooth=int(rep.get("smooth", 3)),
                         metric=str(rep.get("metric", "eval_return")))
-    return SweepSpec(name=name, command=command, out=Path(out or head.get("out") or Path("runs") / "sweeps" / name),
-                     retries=int(head.get("retries", 3)), runs=tuple(runs), report=report, source=str(path))
+    return SweepSpec(name=name, command=command, out=out, retries=int(head.get("retries", 3)), runs=tuple(runs),
+                     report=report, source=str(path))
 
 
 def command_argv(command: str, opts: dict[str, Any]) -> list[str]:
@@ -198,28 +209,8 @@ def command_argv(command: str, opts: dict[str, Any]) -> list[str]:
 
 
 def check_argv(spec: SweepSpec) -> None:
-    """Parse every run's flags with the real ``hetero`` parser and, for train, run its flag checks, so a
-    typo or a refused combination fails before any run starts."""
-    import contextlib
-    import io
+    """Every run's flags through ``hetero``'s parser and up-front checks (``sweep.checks.check_runs``),
+    so a typo, an unknown env or layout, or a run too big for this machine fails before any run starts."""
+    from marl_backends.sweep.checks import check_runs
 
-    from hetero.cli import build_parser
-
-    parser = build_parser()
-    for run in spec.runs:
-        argv = [spec.command, *command_argv(spec.command, run.opts)]
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                args = parser.parse_args(argv)
-        except SystemExit:
-            msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid flags"
-            raise ValueError(f"{spec.source}: run {run.name}: `hetero {' '.join(argv)}` is refused: {msg}") from None
-        if spec.command == "train":  # the checks train makes before building anything (flag combinations)
-            from hetero.errors import UsageError
-            from marl_backends.trainers.cli import check_train_flags
-
-            try:
-                check_train_flags(args)
-            except UsageError as e:
-                raise ValueError(f"{spec.source}: run {run.name}: `hetero {' '.join(argv)}` is refused: {e}") from None
+    check_runs(spec)

@@ -7,6 +7,7 @@ and optimiser state (layout included), value normalisation, RNG states and count
 continues with the same numbers as an uninterrupted run. With ``--sharing hetdps`` the trainer
 carries a :class:`hetero.HetDPS` (``trainer.hetdps``) whose round history and gathered sample
 pool are checkpointed too, so ``--resume`` continues with the same layout and round history.
+Checkpoints hold plain data only and load weights-only (:mod:`marl_backends.trainers.safe_checkpoint`).
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from marl_backends.trainers.hamdpo import HAMDPOTrainer
 from marl_backends.trainers.happo import HAPPOTrainer
 from marl_backends.trainers.mappo import MAPPOTrainer
 from marl_backends.trainers.onpolicy import EnvFactory, OnPolicyTrainer
-from marl_backends.trainers.recovery import read_checkpoint
+from marl_backends.trainers.recovery import read_checkpoint, run_identity
 from marl_backends.trainers.run_io import atomic_torch_save
+from marl_backends.trainers.safe_checkpoint import FORMAT, encode
 
 TRAINERS: dict[str, type[OnPolicyTrainer]] = {"mappo": MAPPOTrainer, "happo": HAPPOTrainer, "hamdpo": HAMDPOTrainer}
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = FORMAT  # 2 since 0.3.0: plain data, loaded weights-only
 
 
 def make_trainer(cfg: TrainConfig, env_factory: EnvFactory | None = None) -> OnPolicyTrainer:
@@ -58,9 +60,12 @@ def build_hetdps(trainer, cfg: TrainConfig):  # noqa: ANN001, ANN201
 def save_checkpoint(trainer: OnPolicyTrainer, run_dir: str | Path, keep: bool = True) -> Path:
     """Write ``checkpoint.pt`` (and ``checkpoints/iter_*.pt`` if ``keep``) atomically."""
     run_dir = Path(run_dir)
-    obj = {"version": CHECKPOINT_VERSION, "config": trainer.cfg.to_dict(), "trainer": trainer.state_dict()}
+    cfg = trainer.cfg
+    obj = {"version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "trainer": trainer.state_dict(),
+           "identity": run_identity({**cfg.to_dict(), "resolved": {"sharing": cfg.sharing_resolved}})}
     if getattr(trainer, "hetdps", None) is not None:
         obj["hetdps"] = trainer.hetdps.state_dict()
+    obj = encode(obj)
     path = run_dir / "checkpoint.pt"
     atomic_torch_save(obj, path)
     if keep:
@@ -70,7 +75,7 @@ def save_checkpoint(trainer: OnPolicyTrainer, run_dir: str | Path, keep: bool = 
 
 def check_version(obj: dict, path: Path) -> None:
     """ValueError unless ``obj`` (loaded from ``path``) is an on-policy checkpoint of this version."""
-    if obj.get("version") != CHECKPOINT_VERSION:
+    if "kind" in obj or obj.get("version") != CHECKPOINT_VERSION:
         what = "an off-policy checkpoint" if "kind" in obj else f"checkpoint version {obj.get('version')}"
         raise ValueError(f"{path}: {what} cannot be loaded as an on-policy checkpoint "
                          f"(version {CHECKPOINT_VERSION}).")

@@ -10,6 +10,8 @@ checkpoint, a damaged ``checkpoint.pt`` skipped with a note; a run with no check
 again from iteration 0 with its config.json. Only flags that do not change the experiment
 (``RESUME_OVERRIDABLE``) may be given with it. SIGINT / SIGTERM stop a run after the iteration in
 progress, with a checkpoint and the resume command (:mod:`marl_backends.trainers.interrupt`).
+A run folder has one writer at a time (:class:`~marl_backends.trainers.run_lock.RunLock`, held from
+its creation or ``--resume`` to the end); ``--resume`` refuses a checkpoint of another run.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import sys
+from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
 
@@ -30,8 +33,9 @@ from marl_backends.trainers.config import ALGO_ONLY, ALGOS, HETDPS_FIELDS, RESUM
 from marl_backends.trainers.dataclass_cli import add_dataclass_arguments, given_fields
 from marl_backends.trainers.interrupt import GracefulStop
 from marl_backends.trainers.loop import train
-from marl_backends.trainers.recovery import resume_target
-from marl_backends.trainers.run_io import default_run_name, make_run_dir, write_json
+from marl_backends.trainers.recovery import check_same_run, resume_target
+from marl_backends.trainers.run_lock import RunLock, holds_no_run
+from marl_backends.trainers.run_io import check_out_dir, default_run_name, make_run_dir, write_json
 
 __all__ = ["ALL_ALGOS", "RESUME_OVERRIDABLE", "add_train_arguments", "run_train"]
 
@@ -71,6 +75,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                help="continue the run in RUN_DIR (or from one of its checkpoint files) with the same "
                                     "numbers as an uninterrupted run; a damaged checkpoint.pt falls back to the newest "
                                     "intact checkpoints/iter_*.pt")
+            group.add_argument("--ignore-memory-check", action="store_true",
+                               help="start even when the up-front memory estimate (rollouts and updates of "
+                                    "--num-envs, or the replay buffer of --buffer-size) exceeds the memory "
+                                    "available here")
     add_offpolicy_arguments(parser)
     for action in parser._actions:  # noqa: SLF001 - the --algo help lists every algo, not only TrainConfig's
         if action.dest == "algo":
@@ -85,26 +93,27 @@ def run_train(args: argparse.Namespace, env_factory=None) -> Path:  # noqa: ANN0
     Input errors raise :class:`UsageError` before anything is written; SIGINT / SIGTERM raise
     :class:`RunInterrupted` after saving the checkpoint of the iteration in progress."""
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    with usage_errors():
-        _check_algo_flags(args)
-        tb_note = _check_tensorboard(args)
-        if is_offpolicy_run(args):
-            trainer, eval_env, run, run_dir, iteration = prepare_offpolicy(args, env_factory, say)
-            go = lambda stop: train_loop(trainer, eval_env, run, run_dir, iteration, stop=stop)  # noqa: E731
-        else:
-            trainer, run_dir = _prepare_onpolicy(args, env_factory, say)
-            go = lambda stop: train(trainer, run_dir, stop=stop)  # noqa: E731
-    if tb_note:
-        say(tb_note)
-    stop = GracefulStop()
-    try:
-        with stop:
-            go(stop)
-    except KeyboardInterrupt:  # a second signal: stopped at once, without a checkpoint
-        stop.stopped_at = _iteration(trainer)
-        raise _interrupted(stop, trainer, run_dir, saved=False) from None
-    if stop.stopped_at is not None:
-        raise _interrupted(stop, trainer, run_dir, saved=True)
+    with ExitStack() as locks:  # the run folder's writer lock, until the run ends
+        with usage_errors():
+            check_train_flags(args, env_factory, probe=not getattr(args, "ignore_memory_check", False))
+            tb_note = _check_tensorboard(args)
+            if is_offpolicy_run(args):
+                trainer, eval_env, run, run_dir, iteration = prepare_offpolicy(args, env_factory, say, locks)
+                go = lambda stop: train_loop(trainer, eval_env, run, run_dir, iteration, stop=stop)  # noqa: E731
+            else:
+                trainer, run_dir = _prepare_onpolicy(args, env_factory, say, locks)
+                go = lambda stop: train(trainer, run_dir, stop=stop)  # noqa: E731
+        if tb_note:
+            say(tb_note)
+        stop = GracefulStop()
+        try:
+            with stop:
+                go(stop)
+        except KeyboardInterrupt:  # a second signal: stopped at once, without a checkpoint
+            stop.stopped_at = _iteration(trainer)
+            raise _interrupted(stop, trainer, run_dir, saved=False) from None
+        if stop.stopped_at is not None:
+            raise _interrupted(stop, trainer, run_dir, saved=True)
     print(f"run folder: {run_dir}", file=sys.stderr)
     return run_dir
 
@@ -120,8 +129,9 @@ def _interrupted(stop: GracefulStop, trainer, run_dir: Path, saved: bool) -> Run
                           saved, f"hetero train --resume {run_dir}")
 
 
-def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN001, ANN202
-    """(trainer, run folder) of a new or resumed on-policy run; config.json written."""
+def _prepare_onpolicy(args: argparse.Namespace, env_factory, say, locks: ExitStack):  # noqa: ANN001, ANN202
+    """(trainer, run folder) of a new or resumed on-policy run; config.json written, the folder's
+    writer lock entered into ``locks``."""
     given = given_fields(args, TrainConfig)
     if getattr(args, "resume", None):
         run_dir, file = resume_target(args.resume)
@@ -131,7 +141,10 @@ def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN0
             raise UsageError(f"--resume continues the run as configured in {run_dir / 'config.json'}; "
                              f"--{bad[0].replace('_', '-')} cannot be changed (allowed with --resume: "
                              f"{', '.join('--' + k.replace('_', '-') for k in RESUME_OVERRIDABLE)}).")
-        obj, _, note = read_onpolicy_checkpoint(file or run_dir)
+        locks.enter_context(RunLock(run_dir))
+        obj, path, note = read_onpolicy_checkpoint(file or run_dir)
+        if obj is not None:
+            check_same_run(obj, path, run_dir)
         if note:
             say(f"note: {note}")
         if obj is None:  # killed before its first checkpoint: start again from its config.json
@@ -146,14 +159,17 @@ def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN0
             say(f"resuming {run_dir} at iteration {trainer.iteration} ({trainer.frames} frames)")
     else:
         cfg = TrainConfig(**given)
-        if cfg.run_name and (Path(cfg.out_dir) / cfg.run_name).exists():
+        check_out_dir(cfg.out_dir)
+        if cfg.run_name and (Path(cfg.out_dir) / cfg.run_name).exists() and not holds_no_run(
+                Path(cfg.out_dir) / cfg.run_name):
             path = Path(cfg.out_dir) / cfg.run_name
             raise UsageError(f"--run-name {cfg.run_name}: {path} already exists; continue it with "
                              f"`hetero train --resume {path}`, or pick another --run-name (without one the "
                              "folder name gets a time stamp).")
         trainer = make_trainer(cfg, env_factory)
         name = cfg.run_name or default_run_name(cfg.env, cfg.algo, cfg.sharing_resolved, cfg.seed)
-        run_dir = make_run_dir(cfg.out_dir, name)
+        run_dir = make_run_dir(cfg.out_dir, name, exact=bool(cfg.run_name))
+        locks.enter_context(RunLock(run_dir))
     cfg = trainer.cfg
     if cfg.frames % cfg.batch_frames:
         say(f"note: --frames {cfg.frames} is not a whole number of iterations ({cfg.batch_frames} frames each: "
@@ -162,20 +178,37 @@ def _prepare_onpolicy(args: argparse.Namespace, env_factory, say):  # noqa: ANN0
     return trainer, run_dir
 
 
-def check_train_flags(args: argparse.Namespace) -> None:
+def check_train_flags(args: argparse.Namespace, env_factory=None, probe: bool = False) -> None:  # noqa: ANN001
     """Every check ``hetero train`` makes on its flags before building anything (raises
-    :class:`UsageError`), so a sweep can refuse a bad grid point before its first run starts."""
+    :class:`UsageError`), so a sweep can refuse a bad grid point before its first run starts.
+    ``probe``: also check the layout and the memory estimate (unless --ignore-memory-check) on a
+    1-env copy of the env (:mod:`marl_backends.trainers.preflight`)."""
+    from marl_backends.envs.registry import check_env_name
+    from marl_backends.trainers import preflight
+
+    memory = not getattr(args, "ignore_memory_check", False)
     with usage_errors():
         _check_algo_flags(args)
         if getattr(args, "resume", None):
             return
         if is_offpolicy_run(args):
-            from marl_backends.offpolicy.build import resolve_hetdps
+            from marl_backends.offpolicy.build import RUN_DEFAULTS, resolve_hetdps
+            from marl_backends.offpolicy.cli import _settings
 
-            resolve_hetdps({"sharing": getattr(args, "sharing", None) or "",
-                            **{k: getattr(args, k, None) for k in HETDPS_FIELDS}})
+            run, own = _settings(args)
+            run = {**RUN_DEFAULTS, **run}
+            resolve_hetdps(run)
+            cfg = ABLATION[run["algo"]](**{"hidden": run["hidden"], "critic_lr": run["critic_lr"], **own})
+            if probe:
+                preflight.check_offpolicy(run, cfg, env_factory, memory)
+            elif env_factory is None:
+                check_env_name(run["env"])
         else:
-            TrainConfig(**given_fields(args, TrainConfig))
+            cfg = TrainConfig(**given_fields(args, TrainConfig))
+            if probe:
+                preflight.check_onpolicy(cfg, env_factory, memory)
+            elif env_factory is None:
+                check_env_name(cfg.env)
 
 
 def _check_algo_flags(args: argparse.Namespace) -> None:

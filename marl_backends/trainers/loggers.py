@@ -67,10 +67,11 @@ def _frames(row: dict[str, Any]) -> int:
 class TensorBoardSink:
     """TensorBoard events under ``RUN/tb``, grouped tags, step = env frames."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # ImportError without the tensorboard package
 
-        self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
+        # purge_step (a resumed run): readers drop the earlier events at steps >= it, logged after the checkpoint
+        self.writer = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=purge_step)
 
     def log(self, row: dict[str, Any]) -> None:
         step = _frames(row)
@@ -105,12 +106,14 @@ class WandbSink:
         self.run.finish()
 
 
-def open_sinks(run_dir: Path, tensorboard: bool, wandb_project: str | None, config: dict | None = None) -> list:
-    """The requested sinks that can run here; a missing package costs one warning line, not the run."""
+def open_sinks(run_dir: Path, tensorboard: bool, wandb_project: str | None, config: dict | None = None,
+               purge_step: int | None = None) -> list:
+    """The requested sinks that can run here; a missing package costs one warning line, not the run.
+    ``purge_step``: the first env frame of a resumed run not covered by its checkpoint (TensorBoard)."""
     sinks: list = []
     if tensorboard:
         try:
-            sinks.append(TensorBoardSink(run_dir))
+            sinks.append(TensorBoardSink(run_dir, purge_step))
         except ImportError:
             print("warning: --tensorboard is on but the tensorboard package is not installed; no TensorBoard "
                   "events are written (pip install -c constraints.txt 'hetero[tensorboard]', or pass "

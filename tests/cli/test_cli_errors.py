@@ -52,6 +52,9 @@ CASES = [  # (argv, expected exit code, text the error line must contain)
     ([*QUANT, "--kind", "meta", "--checkpoint", "RUN"], 2, "--checkpoint gives trained policies to --kind policy"),
     ([*QUANT, "--kind", "policy", "--checkpoint", "/nonexistent/run"], 2, "/nonexistent/run"),
     (["plot", "/nonexistent/run"], 2, "RUN_DIR /nonexistent/run has no metrics.csv"),
+    (["sweep", "run", "/nonexistent/s.toml"], 2, "sweep file /nonexistent/s.toml does not exist"),
+    (["sweep", "status", "/nonexistent/s.toml"], 2, "sweep file /nonexistent/s.toml does not exist"),
+    (["sweep", "run", "s.toml", "--jobs", "0"], 2, "--jobs must be >= 1 (got 0)"),
 ]
 
 

@@ -17,7 +17,7 @@ def test_quantify_writes_a_self_describing_run_folder(tmp_path, capsys):
     assert cfg["env"] == "spread_v4" and cfg["kinds"] == ["objective", "meta"] and cfg["seed"] == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kinds"]["objective"]["mode"] == "model-based"
-    assert summary["kinds"]["meta"]["mode"] == "model-free"
+    assert summary["kinds"]["meta"]["mode"] == "model-based"  # spread evaluates every part of Meta-Het
     for kind in ("objective", "meta"):
         m = np.load(out / "matrices" / f"{kind}.npz")
         assert m["matrix"].shape == (4, 4) and m["stderr"].shape == (4, 4)

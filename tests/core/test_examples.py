@@ -11,11 +11,14 @@ from hetero.quantify import QuantifyConfig
 def test_custom_trainer_regroups_from_fps_to_the_types():
     torch.set_num_threads(1)
     q = QuantifyConfig(train_samples=400, eval_samples=200, cvae=CVAEConfig(epochs=6))
-    trainer, hetdps, returns = main(updates=6, interval=3, n_agents=6, n_types=2, seed=0, quantify=q, verbose=False)
-    assert len(hetdps.history) == 2 and len(returns) == 6
-    # Meta-Het sees the type-dependent reward at once: one split into the two types, then kept
+    trainer, hetdps, returns = main(updates=9, interval=3, n_agents=6, n_types=2, seed=0, quantify=q, verbose=False)
+    assert [r.update for r in hetdps.history] == [1, 4, 7] and len(returns) == 9
+    # model-free rounds (the pool has no S^E): a new grouping is applied once two rounds agree on it
     assert trainer.layout in ((0, 1, 0, 1, 0, 1), (1, 0, 1, 0, 1, 0))
-    assert len(trainer.policies) == 2 and hetdps.history[0].plan["actions"] == ["keep", "split"]
+    applied = [r for r in hetdps.history if r.plan["actions"] != ["keep"]]
+    assert len(applied) == 1 and applied[0].plan["actions"] == ["keep", "split"]
+    assert "confirmed" in applied[0].info["note"]
+    assert len(trainer.policies) == 2
     held = {id(p) for g in trainer.optim.param_groups for p in g["params"]}
     assert held == {id(p) for p in trainer.policies.parameters()}  # the optimiser follows the new networks
     trainer.update()  # and training goes on with them

@@ -68,3 +68,25 @@ def test_validate_rejects_reward_with_trailing_unit_dim():
     p.obs = p.obs[..., 0]
     with pytest.raises(ValueError, match=r"SamplePool.obs has shape \(12, 3\)"):
         p.validate()
+
+
+@pytest.mark.parametrize("bad, value", [(A, 5), (-1, -1)])
+def test_integer_actions_out_of_range_name_the_tensor_value_and_n_actions(bad, value):
+    obs, act, rew, nobs = _data()
+    act[3, 1, 2] = bad
+    with pytest.raises(ValueError, match=rf"action holds {value} at action\[3, 1, 2\] \(time 3, agent 2\), outside "
+                                         rf"0\.\.4 \(n_actions=5\)"):
+        SamplePool.from_transitions(obs, act, rew, nobs, n_actions=A)
+
+
+@pytest.mark.parametrize("field, index, where", [
+    ("obs", (4, 0, 1, 2), r"obs holds nan at obs\[4, 0, 1, 2\] \(time 4, agent 1\)"),
+    ("reward", (2, 1, 0, 0), r"reward holds nan at reward\[2, 1, 0, 0\] \(time 2, agent 0\)"),
+    ("next_obs", (5, 1, 2, 3), r"next_obs holds nan at next_obs\[5, 1, 2, 3\] \(time 5, agent 2\)"),
+])
+def test_nan_is_reported_at_time_and_agent_of_the_given_tensor(field, index, where):
+    obs, act, rew, nobs = _data()
+    kw = dict(obs=obs, action=act, reward=rew, next_obs=nobs, n_actions=A)
+    kw[field][index] = float("nan")
+    with pytest.raises(ValueError, match=r"SamplePool.from_transitions: " + where):
+        SamplePool.from_transitions(**kw)

@@ -104,6 +104,36 @@ def test_bad_spec_strings_say_what_to_write():
         make_env("pettingzoo:no_such_module_xyz:parallel_env")
 
 
+class TurnBased(TwoRoles):
+    """The AEC shape of TwoRoles (agents act in turn): reset returns None, ``last`` / ``agent_iter``."""
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed, options)
+
+    def last(self):
+        return None
+
+    def agent_iter(self):
+        return iter(self.agents)
+
+
+def test_an_aec_env_is_refused_with_the_parallel_hint():
+    with pytest.raises(ValueError, match=r"a PettingZoo AEC env .*conversions\.aec_to_parallel"):
+        PettingZooEnv(TurnBased, num_envs=2, name="turn_based")
+
+
+@pytest.mark.skipif(not HAS_MPE2, reason="mpe2 not installed (extra: pettingzoo)")
+def test_an_aec_constructor_is_refused_naming_the_parallel_one(capsys, tmp_path):
+    from hetero.cli import main
+
+    with pytest.raises(ValueError, match=r"AEC env .* Use --env pettingzoo:mpe2\.simple_push_v3:parallel_env, or wrap "
+                                         r"your AEC env with pettingzoo\.utils\.conversions\.aec_to_parallel"):
+        make_env("pettingzoo:mpe2.simple_push_v3:env", num_envs=2)
+    assert main(["quantify", "--env", "pettingzoo:mpe2.simple_push_v3:env", "--out", str(tmp_path / "q")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "parallel_env" in err and "Traceback" not in err
+
+
 @pytest.mark.skipif(not HAS_MPE2, reason="mpe2 not installed (extra: pettingzoo)")
 def test_quantify_cli_on_an_mpe2_task_with_roles(tmp_path):
     from hetero.cli import main

@@ -56,8 +56,8 @@ def test_hetdps_rounds_in_run_folder_and_layout(tmp_path, algo):
     assert cfg["run"]["hetdps_interval"] == 2 and cfg["run"]["hetdps_kind"] == "meta"
     assert cfg["run"]["hetdps_rollouts"] == HETDPS_DEFAULTS["hetdps_rollouts"] == 1
     rounds = _rounds(run)
-    assert [r["update"] for r in rounds] == [2, 4, 6]
-    assert all("error" not in r["info"] and r["info"]["mode"] == "model-free" for r in rounds)
+    assert [r["update"] for r in rounds] == [1, 3, 5]  # from iteration 1; none at the last (6)
+    assert all("error" not in r["info"] and r["info"]["mode"] == "model-based" for r in rounds)  # spread: the model
     assert rounds[0]["plan"]["old_layout"] == [0, 1, 2, 3]  # the first round starts from NPS
     assert len(list(run.glob("hetdps_round_*.npz"))) == 3
     rows = _rows(run, drop=())
@@ -77,29 +77,29 @@ def test_hetdps_grouper_changes_the_layout(tmp_path):
                                       "--out-dir", str(tmp_path), "--run-name", "s"]))
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["run"]["sharing"] == "hetdps:fps" and cfg["resolved"]["layout"] == [0, 0, 0, 0]
-    (rnd,) = _rounds(run)
-    assert rnd["update"] == 3 and rnd["plan"]["old_layout"] == [0, 0, 0, 0] and len(set(rnd["labels"])) == 2
+    (rnd,) = _rounds(run)  # SePS groups once, at the first round (iteration 1)
+    assert rnd["update"] == 1 and rnd["plan"]["old_layout"] == [0, 0, 0, 0] and len(set(rnd["labels"])) == 2
     layouts = [r["layout"] for r in _rows(run)]
-    assert layouts[:2] == ["0-0-0-0"] * 2 and set(layouts[2:]) == {"-".join(map(str, rnd["labels"]))}
+    assert set(layouts) == {"-".join(map(str, rnd["labels"]))}
     assert _actor_groups(run) == {2}
 
 
 def test_hetdps_half_run_plus_resume_equals_uninterrupted_run(tmp_path):
-    k = 10  # rounds at 3, 6, 9; the cut at 5 falls between gathering the 2 pools for round 6
+    k, cut = 10, 6  # rounds at 1, 4, 7; the cut at 6 falls between gathering the 2 pools for round 7
     flags = HET + ["--algo", "omdpg", "--sharing", "hetdps:nps", "--hetdps-interval", "3", "--hetdps-rollouts", "2",
-                    "--eval-interval", "5"]  # the half run evaluates at its end: so must the full one
+                    "--eval-interval", "6"]  # the half run evaluates at its end: so must the full one
     full = cli.run_train(_args(flags + ["--frames", str(k * PER_IT), "--out-dir", str(tmp_path), "--run-name", "full"]))
-    half = cli.run_train(_args(flags + ["--frames", str(k // 2 * PER_IT), "--out-dir", str(tmp_path),
+    half = cli.run_train(_args(flags + ["--frames", str(cut * PER_IT), "--out-dir", str(tmp_path),
                                         "--run-name", "half"]))
     ck = torch.load(half / "checkpoint.pt", weights_only=False)
-    assert len(ck["hetdps"]["pools"]) == 1 and len(ck["hetdps"]["history"]) == 1  # one pool gathered for round 6
+    assert len(ck["hetdps"]["pools"]) == 1 and len(ck["hetdps"]["history"]) == 2  # one pool gathered for round 7
     assert torch.load(half / "checkpoints" / "iter_000004.pt", weights_only=False)["hetdps"]["pools"] == []
     with pytest.raises(ValueError, match="--hetdps-interval cannot be changed"):
         cli.run_train(_args(["--resume", str(half), "--hetdps-interval", "5", "--no-progress"]))
     torch.manual_seed(999)  # a resumed process starts from arbitrary global RNG state
     assert cli.run_train(_args(["--resume", str(half), "--frames", str(k * PER_IT), "--no-progress"])) == half
     ra, rb = _rounds(full), _rounds(half)
-    assert [r["update"] for r in ra] == [3, 6, 9] and _stable(ra) == _stable(rb)
+    assert [r["update"] for r in ra] == [1, 4, 7] and _stable(ra) == _stable(rb)
     assert len({tuple(r["labels"]) for r in ra} | {(0, 1, 2, 3)}) > 1  # the layout did change
     a, b = _rows(full), _rows(half)
     assert len(a) == k and a == b
@@ -134,7 +134,7 @@ def test_hetero_train_entry_point_and_plot(tmp_path):
     assert main(["train", *HET, "--algo", "omdpg", "--sharing", "hetdps:nps", "--hetdps-interval", "2",
                  "--frames", str(4 * PER_IT), "--out-dir", str(tmp_path), "--run-name", "e"]) == 0
     run = tmp_path / "e"
-    assert [r["update"] for r in _rounds(run)] == [2, 4]
+    assert [r["update"] for r in _rounds(run)] == [1, 3]
     assert main(["plot", str(run), "--formats", "png"]) == 0
     for name in ("hetdps_matrices.png", "group_timeline.png", "rewards.png"):
         assert (run / "figures" / name).stat().st_size > 0

@@ -1,0 +1,103 @@
+"""One writer per run folder: an exclusive ``fcntl.flock`` on ``RUN/.lock`` while a run is written.
+
+A second writer (two ``hetero train --resume RUN`` at once) is refused with the holder's PID,
+which the holder writes into the lock file. The kernel drops a lock when its process dies, so a
+killed run never blocks the next one. On taking the lock, temporary files that a dead writer
+left (``.checkpoint.pt.tmp<PID>``, ``.metrics.csv.tmp<PID>``, see ``run_io``) are removed.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sys
+from pathlib import Path
+
+from hetero.errors import UsageError
+
+LOCK_NAME = ".lock"
+_TMP = re.compile(r"\..+\.tmp(\d+)")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process holds the lock now: its own leftovers are stale too
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(run_dir: Path, subfolders: tuple[str, ...] = ("checkpoints",)) -> list[Path]:
+    """Remove the temporary files (``.NAME.tmpPID``) of writers that are no longer alive from
+    ``run_dir`` and its ``subfolders``; returns them."""
+    removed = []
+    for folder in (run_dir, *(run_dir / sub for sub in subfolders)):
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            m = _TMP.fullmatch(f.name)
+            if m and f.is_file() and not _alive(int(m.group(1))):
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
+def holds_no_run(run_dir: str | Path) -> bool:
+    """``run_dir`` is a folder that a `hetero train` made and left before writing its config.json
+    (killed, or a full disk, in that window): the writer lock file and temporary files of dead
+    writers, nothing else. The same ``--run-name`` takes it again (under the lock); it holds nothing
+    to resume."""
+    try:
+        entries = list(Path(run_dir).iterdir())
+    except OSError:
+        return False
+    if not any(f.name == LOCK_NAME for f in entries):
+        return False  # an empty folder may be another process's, just made: not taken
+    for f in entries:
+        m = _TMP.fullmatch(f.name)
+        if f.name != LOCK_NAME and not (m and f.is_file() and not _alive(int(m.group(1)))):
+            return False
+    return True
+
+
+class RunLock:
+    """``with RunLock(run_dir):`` holds the folder's writer lock (UsageError if another process has it)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir, self.fd = Path(run_dir), None
+
+    def acquire(self) -> RunLock:
+        path = self.run_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(f"{self.run_dir} is being written by another process (PID {holder}, see {path}); two "
+                             "writers would interleave its metrics and checkpoints. Wait for it to finish or stop "
+                             "it, then run this again.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        removed = remove_stale_temp_files(self.run_dir)
+        if removed:
+            print(f"note: removed {len(removed)} temporary file(s) left by a writer that died: "
+                  f"{', '.join(f.name for f in removed)}", file=sys.stderr)
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
