@@ -6,7 +6,9 @@ each in turn, so load from other jobs on the machine hits both alike: FPS, and H
 default interval / pool / round size, starting from FPS). Each side's time is its ``iterate()``
 plus, for HetDPS, gathering its sample pool and its regrouping rounds. Prints the ratio
 (FPS time / HetDPS time = HetDPS speed relative to FPS), the mean round cost and the rounds'
-group counts, and writes bench/results_hetdps.json.
+group counts, and writes bench/results_hetdps.json. ``--peer`` (default ``groups:env``, the layout
+HetDPS reaches on PMS) is timed in the same loop, so the rounds' cost and the cost of training
+several networks instead of one are told apart.
 
 Reproduce (CPU, ~4 min on a quiet 2-core machine):
     .venv/bin/python bench/bench_hetdps.py --updates 40 --interval 10 --init nps   # the PMS sweep's setting:
@@ -37,6 +39,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench/results_hetdps.json")
+    p.add_argument("--peer", default="groups:env",
+                   help="a static layout timed alongside (HetDPS's layout without rounds; '' for none)")
     p.add_argument("--load", default="", help="what else ran on the machine (recorded in the results)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -45,7 +49,8 @@ def main() -> None:
     fps = make_trainer(TrainConfig(sharing="fps", **common))
     het = make_trainer(TrainConfig(sharing="hetdps", hetdps_init=a.init, hetdps_kind=a.kind,
                                    hetdps_interval=a.interval, **common))
-    t_fps = t_het = 0.0
+    peer = make_trainer(TrainConfig(sharing=a.peer, **common)) if a.peer else None
+    t_fps = t_het = t_peer = 0.0
     for u in range(1, a.updates + 1):
         t0 = time.perf_counter()
         fps.iterate()
@@ -53,7 +58,9 @@ def main() -> None:
         het.iterate()
         het.hetdps.after_update(u, last=a.updates)
         t2 = time.perf_counter()
-        t_fps, t_het = t_fps + t1 - t0, t_het + t2 - t1
+        if peer is not None:
+            peer.iterate()
+        t_fps, t_het, t_peer = t_fps + t1 - t0, t_het + t2 - t1, t_peer + time.perf_counter() - t2
         print(f"update {u}: fps {t1 - t0:.2f}s hetdps {t2 - t1:.2f}s layout groups {len(set(het.layout))}", flush=True)
     rounds = het.hetdps.history
     round_s = [r.seconds for r in rounds]
@@ -61,6 +68,9 @@ def main() -> None:
         "env": a.env, "updates": a.updates, "interval": a.interval, "kind": a.kind, "init": a.init,
         "batch_frames": defaults.batch_frames, "fps_s": round(t_fps, 2), "hetdps_s": round(t_het, 2),
         "speed_ratio": round(t_fps / t_het, 4), "fps_update_s": round(t_fps / a.updates, 3),
+        "peer": a.peer, "peer_s": round(t_peer, 2) if peer is not None else None,
+        "speed_vs_peer": round(t_peer / t_het, 4) if peer is not None else None,
+        "peer_vs_fps": round(t_fps / t_peer, 4) if peer is not None else None,
         "rounds": len(rounds), "round_s": [round(s, 2) for s in round_s],
         "groups_per_round": [r.n_groups for r in rounds],
         "p_value_per_round": [r.info.get("p_value") for r in rounds],
@@ -73,6 +83,9 @@ def main() -> None:
     Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
     print(f"HetDPS speed / FPS speed = {res['speed_ratio']:.3f}x (target >= 0.95x; paper Table 5: 0.712x)")
+    if peer is not None:
+        print(f"HetDPS speed / {a.peer} speed = {res['speed_vs_peer']:.3f}x (the rounds' cost); "
+              f"{a.peer} / FPS = {res['peer_vs_fps']:.3f}x (the layout's cost)")
 
 
 if __name__ == "__main__":
