@@ -7,12 +7,9 @@ written (``OUT/.sweep.json.tmpPID``, ``OUT/state/.NAME.json.tmpPID`` of dead PID
 """
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 
-from hetero.errors import UsageError
-from marl_backends.trainers.run_lock import remove_stale_temp_files
+from marl_backends.trainers.run_lock import release_flock, remove_stale_temp_files, take_flock
 
 LOCK_NAME = "sweep.lock"
 
@@ -24,23 +21,13 @@ class SweepLock:
         self.path, self.fd = Path(out) / LOCK_NAME, None
 
     def __enter__(self) -> SweepLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise UsageError(f"sweep folder {self.path.parent} is in use by another `hetero sweep run` (PID {holder}, "
-                             f"see {self.path}); two would train every run twice. Wait for it, or stop it and run "
-                             "this again (it resumes).") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
+        self.fd = take_flock(self.path, lambda holder: (
+            f"sweep folder {self.path.parent} is in use by another `hetero sweep run` (PID {holder}, see "
+            f"{self.path}); two would train every run twice. Wait for it, or stop it and run this again (it resumes)."))
         remove_stale_temp_files(self.path.parent, subfolders=("state",))
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
+            release_flock(self.fd)
             self.fd = None

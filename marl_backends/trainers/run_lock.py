@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 from hetero.errors import UsageError
 
@@ -64,6 +65,27 @@ def holds_no_run(run_dir: str | Path) -> bool:
     return True
 
 
+def take_flock(path: Path, refusal: Callable[[str], str]) -> int:
+    """Open ``path``, hold an exclusive ``flock`` on it and write this PID into it; returns the fd.
+    Held by another process: UsageError(``refusal(holder_pid)``). The kernel drops the lock when the
+    holder dies, so a killed holder never blocks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UsageError(refusal(holder)) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def release_flock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
 class RunLock:
     """``with RunLock(run_dir):`` holds the folder's writer lock (UsageError if another process has it)."""
 
@@ -72,18 +94,9 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         path = self.run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise UsageError(f"{self.run_dir} is being written by another process (PID {holder}, see {path}); two "
-                             "writers would interleave its metrics and checkpoints. Wait for it to finish or stop "
-                             "it, then run this again.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
+        self.fd = take_flock(path, lambda holder: (
+            f"{self.run_dir} is being written by another process (PID {holder}, see {path}); two writers would "
+            "interleave its metrics and checkpoints. Wait for it to finish or stop it, then run this again."))
         removed = remove_stale_temp_files(self.run_dir)
         if removed:
             print(f"note: removed {len(removed)} temporary file(s) left by a writer that died: "
@@ -92,8 +105,7 @@ class RunLock:
 
     def release(self) -> None:
         if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
+            release_flock(self.fd)
             self.fd = None
 
     def __enter__(self) -> RunLock:
