@@ -159,6 +159,10 @@ class Grouper(Protocol):
         ...
 
 
+def _add_note(info: dict, text: str) -> None:
+    info["note"] = f"{info['note']}; {text}" if info.get("note") else text
+
+
 def describe_measure(kind: str, mode: str, cfg: QuantifyConfig, pool: SamplePool) -> tuple[str, bool]:
     """(what a round measured, whether it is independent of the agents' current policies)."""
     if kind == "policy":
@@ -285,21 +289,20 @@ class HetDPS:
 
     def _confirmed(self, labels, old: tuple[int, ...], info: dict):  # noqa: ANN001
         """With ``confirm``, hold a model-free round's new grouping until the next round proposes it again."""
-        if labels is None or not self.cfg.confirm or info.get("mode") != "model-free":
-            self.pending = None if labels is None or canonical(labels) == canonical(old) else self.pending
+        if labels is None or canonical(labels) == canonical(old):
+            self.pending = None  # nothing new proposed: a held grouping is not confirmed
+            return labels
+        if not self.cfg.confirm or info.get("mode") != "model-free":
             return labels
         new = canonical(labels)
-        if new == canonical(old):
-            self.pending = None
-            return labels
         if new != self.pending:
             self.pending = new
-            info["note"] = ((info.get("note") or "") + "; " if info.get("note") else "") + (
-                f"proposed {len(set(new))} group(s), held until the next round proposes the same grouping (confirm)")
+            _add_note(info, f"proposed {len(set(new))} group(s), held until the next round proposes the same "
+                            "grouping (confirm)")
             info["proposed"] = list(new)
             return None
         self.pending = None
-        info["note"] = ((info.get("note") or "") + "; " if info.get("note") else "") + "confirmed by the round before"
+        _add_note(info, "confirmed by the round before")
         return labels
 
     def metrics(self) -> dict:
