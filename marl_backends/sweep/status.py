@@ -10,27 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 from pathlib import Path
 
 from marl_backends.sweep.execute import read_state
 from marl_backends.sweep.spec import SweepSpec
 from marl_backends.trainers.config import TrainConfig
+from marl_backends.trainers.run_lock import pid_alive
 
 DEFAULT_FRAMES = TrainConfig.frames
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -62,7 +50,7 @@ def sweep_status(spec: SweepSpec) -> dict:
     for run in spec.runs:
         st = read_state(spec.out, run.name)
         status = st.get("status", "pending")
-        if status == "running" and st.get("host") == host and not _alive(st.get("pid")):
+        if status == "running" and st.get("host") == host and not pid_alive(st.get("pid")):
             status = "interrupted"
         target = int(run.opts.get("frames", DEFAULT_FRAMES)) if spec.command == "train" else 0
         m = _metrics(spec.runs_dir / run.name) if spec.command == "train" else []

@@ -20,16 +20,29 @@ LOCK_NAME = ".lock"
 _TMP = re.compile(r"\..+\.tmp(\d+)")
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process holds the lock now: its own leftovers are stale too
+def pid_alive(pid: int | None) -> bool:
+    """A process with this PID runs on this host. A zombie (exited, not yet reaped: e.g. a killed
+    sweep's worker whose new parent does not reap, as in containers whose PID 1 is not an init)
+    counts as dead: it writes nothing more."""
+    if not pid:
+        return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) is the answer
+    return state not in ("Z", "X")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process holds the lock now: its own leftovers are stale too
+    return pid_alive(pid)
 
 
 def remove_stale_temp_files(run_dir: Path, subfolders: tuple[str, ...] = ("checkpoints",)) -> list[Path]:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,28 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_and_temp_files_are_not
     assert "removed 3 temporary file(s) left by a writer that died" in capsys.readouterr().err
     assert not any(f.exists() for f in stale) and live.exists()
     assert len(rows(run)) == 3
+
+
+def test_a_zombie_writers_temp_files_are_removed(tmp_path):
+    """A writer that died but was not reaped (a killed sweep's worker whose new parent does not
+    reap, as in a container without an init) still answers kill(pid, 0): it is dead all the same."""
+    from marl_backends.trainers.run_lock import pid_alive, remove_stale_temp_files
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    for _ in range(500):  # exited, not yet reaped (we do not wait on it)
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    try:
+        assert not pid_alive(zombie.pid)
+        assert pid_alive(os.getppid())
+        (tmp_path / "checkpoints").mkdir()
+        left = tmp_path / "checkpoints" / f".iter_000002.pt.tmp{zombie.pid}"
+        left.write_bytes(b"partial")
+        assert remove_stale_temp_files(tmp_path) == [left] and not left.exists()
+    finally:
+        zombie.wait()
 
 
 @pytest.mark.parametrize("algo", ["mappo", "omdpg"])
