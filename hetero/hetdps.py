@@ -49,7 +49,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hetero.cvae import HETDPS_CVAE
+from hetero.cvae import HETDPS_CVAE, CVAEConfig
 from hetero.grouping import MERGE_MODES, canonical, group, match
 from hetero.plan import RegroupPlan
 from hetero.protocols import ModelAccess, SharingTrainer
@@ -58,11 +58,12 @@ from hetero.samples import SamplePool
 
 NO_STRUCTURE = ("merge", "keep")
 
-# A round's quantification: smaller than the CLI's (online cost), the first release's CVAE, the
-# behaviour-invariant swap test and Meta-Het conditioned on S^E (the module docstring says why).
-# Trainers and the BenchMARL callback derive theirs from it.
+# A round's quantification: smaller than the CLI's (online cost), the first release's CVAE for
+# model-free fits (measured with it), the CLI's CVAE for model-based ones (the fit `hetero quantify`
+# calibrates; half the cost of the first release's), the behaviour-invariant swap test and Meta-Het
+# conditioned on S^E (the module docstring says why). Trainers and the BenchMARL callback derive theirs from it.
 HETDPS_QUANTIFY = QuantifyConfig(train_samples=1000, eval_samples=500, cvae=HETDPS_CVAE, reweight=True,
-                                 meta_condition="env")
+                                 meta_condition="env", model_based_cvae=CVAEConfig())
 ON_ERROR = ("raise", "warn")
 
 

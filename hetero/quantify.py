@@ -67,6 +67,8 @@ class QuantifyConfig:
         seed: everything (sampling, init, training) follows from it.
         device: "cpu" or "cuda".
         cvae: CVAE hyperparameters.
+        model_based_cvae: CVAE hyperparameters of a model-based fit (every agent evaluated at the
+            same x), when it should differ from a model-free one's; None (default) = ``cvae``.
     """
 
     mode: str = "auto"
@@ -82,6 +84,7 @@ class QuantifyConfig:
     seed: int = 0
     device: str = "cpu"
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
+    model_based_cvae: CVAEConfig | None = None
 
     def __post_init__(self) -> None:
         from hetero.errors import check_number
@@ -297,7 +300,8 @@ def _model_based(pool: SamplePool, kind: str, cfg: QuantifyConfig, gen: torch.Ge
     if y.shape[:2] != (x.shape[0], n):
         raise ValueError(f"model evaluation for {kind!r} returned y of shape {tuple(y.shape)}; expected [B, {n}, Dy].")
     xs, ys = x.repeat_interleave(n, 0), y.reshape(-1, y.shape[-1])
-    net, hist = fit_cvae(xs, ys, torch.ones_like(ys, dtype=torch.bool), cfg.cvae, generator=gen, progress=tick)
+    cvae = cfg.model_based_cvae or cfg.cvae
+    net, hist = fit_cvae(xs, ys, torch.ones_like(ys, dtype=torch.bool), cvae, generator=gen, progress=tick)
     xe, ye = evaluate(cfg.eval_samples)
     mu, sigma = _encode_all(net, xe, n, ye)
     d, se = mean_pairwise_w2(mu, sigma)

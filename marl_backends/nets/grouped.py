@@ -7,6 +7,10 @@ over agents. Internally tensors are agent-major ``[n, B, D]`` so consecutive lay
 transposes; the public :class:`GroupedMLP` takes and returns ``[..., n, D]``.
 
 Fast paths: one group (FPS) is a plain ``addmm``; the identity layout (NPS) skips the gather.
+A layout of a few groups (e.g. 5/5/5) runs *group-major* for the whole team: the agents' rows
+are put group after group, ``[G, m*B, D]`` (m = the largest group, smaller groups padded), so
+each layer is one ``baddbmm`` against the stacked parameters themselves, with no per-agent copy
+of the weights on the way forward and no scatter of their gradients on the way back.
 """
 from __future__ import annotations
 
@@ -124,6 +128,7 @@ class LayoutModule(nn.Module):
         self.n_agents = int(lay.numel())
         self.n_groups = int(lay.max().item()) + 1
         self._identity = self.n_groups == self.n_agents and bool((lay == torch.arange(self.n_agents, device=lay.device)).all())
+        self._major = None if self._identity or self.n_groups == 1 else group_major_index(lay, self.n_groups)
 
     @property
     def layout_tuple(self) -> tuple[int, ...]:
@@ -151,6 +156,29 @@ class LayoutModule(nn.Module):
         if agents is None:
             return None if self._identity else self.layout
         return self.layout.index_select(0, agents)
+
+
+def group_major_index(layout: Tensor, n_groups: int) -> tuple[Tensor | None, Tensor | None, int] | None:
+    """Where each agent sits when rows are laid out group after group, for a layout of ``n``
+    agents in ``G`` groups of at most ``m``: (slots [G*m] agent per slot, ``n`` = padding; inverse
+    [n] slot of each agent; m). Both are None when the layout is already contiguous and equal-sized
+    (a plain view). None when padding would add more than a quarter of the rows (the gather path
+    is cheaper then)."""
+    n = int(layout.numel())
+    sizes = torch.bincount(layout, minlength=n_groups)
+    m = int(sizes.max())
+    if n_groups * m > n + n // 4:
+        return None
+    order = torch.argsort(layout, stable=True)  # agents group by group, in their own order within a group
+    if n_groups * m == n and bool((order == torch.arange(n, device=layout.device)).all()):
+        return None, None, m
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(n, device=layout.device) - starts[layout[order]]  # position inside the group
+    slots = torch.full((n_groups * m,), n, dtype=torch.long, device=layout.device)
+    slots[layout[order] * m + rank] = order
+    inverse = torch.empty(n, dtype=torch.long, device=layout.device)
+    inverse[order] = layout[order] * m + rank
+    return slots, inverse, m
 
 
 class GroupedMLP(LayoutModule):
@@ -196,12 +224,39 @@ class GroupedMLP(LayoutModule):
         x = self.head.forward_am(x, gidx)
         return self.out_act(x) if self.out_act is not None else x
 
+    def forward_group_major(self, x: Tensor) -> Tensor:
+        """All N agents, group-major (see the module docstring): x [N, B, in] -> [N, B, out]."""
+        slots, inverse, m = self._major
+        n, b, _ = x.shape
+        g = self.n_groups
+        if slots is not None:  # pad with a zero row (index n) and put the agents group after group
+            x = torch.cat([x, x.new_zeros(1, b, x.shape[-1])]).index_select(0, slots)
+        x = x.reshape(g, m * b, -1)
+
+        def affine(norm: GroupedLayerNorm, h: Tensor) -> Tensor:
+            return torch.addcmul(norm.bias.unsqueeze(1), F.layer_norm(h, (norm.dim,), eps=norm.eps), norm.weight.unsqueeze(1))
+
+        if self.input_norm is not None:
+            x = affine(self.input_norm, x)
+        for k, layer in enumerate(self.layers):
+            x = self.act(torch.baddbmm(layer.bias.unsqueeze(1), x, layer.weight))
+            if self.norms is not None:
+                x = affine(self.norms[k], x)
+        x = torch.baddbmm(self.head.bias.unsqueeze(1), x, self.head.weight)
+        if self.out_act is not None:
+            x = self.out_act(x)
+        x = x.reshape(g * m, b, -1)
+        return x if inverse is None else x.index_select(0, inverse)
+
     def forward(self, x: Tensor, agents: Tensor | None = None) -> Tensor:
         """x [..., n, in] -> [..., n, out]; ``agents`` [n] selects which agents the n columns are
         (default: all N agents in order)."""
         lead, n = x.shape[:-2], x.shape[-2]
         xa = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)
-        y = self.forward_am(xa, self.group_index(agents))
+        if agents is None and self._major is not None:
+            y = self.forward_group_major(xa)
+        else:
+            y = self.forward_am(xa, self.group_index(agents))
         return y.transpose(0, 1).reshape(*lead, n, -1)
 
 
@@ -218,5 +273,6 @@ def init_generator(seed: int) -> torch.Generator:
 
 __all__ = [
     "GroupedLeaf", "GroupedLinear", "GroupedLayerNorm", "GroupedParam", "LayoutModule", "GroupedMLP",
+    "group_major_index",
     "group_sizes", "init_generator", "activation_fn", "ACTIVATIONS",
 ]

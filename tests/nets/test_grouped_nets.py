@@ -62,6 +62,43 @@ def test_batched_forward_matches_per_agent_reference():
     torch.testing.assert_close(m(x[:, sub], agents=sub), y[:, sub])
 
 
+@pytest.mark.parametrize("layout", [(0, 0, 0, 1, 1, 1, 2, 2, 2), (0, 1, 0, 1, 2, 2), (2, 0, 1, 0, 2, 1, 1, 0),
+                                    (0, 0, 1, 1, 1, 2), (0, 1, 2, 3), (0, 0, 0, 0)])
+def test_group_major_forward_is_the_gather_forward(layout):
+    """All agents at once run group-major (rows group after group, padded): the same outputs and
+    gradients as gathering each agent's parameters, up to summation order (checked in float64)."""
+    from marl_backends.nets.grouped import group_major_index
+
+    m = _mlp(layout).double()
+    _randomise(m)
+    major = group_major_index(m.layout, m.n_groups) if 1 < m.n_groups < len(layout) else None
+    assert (m._major is None) == (major is None)
+    if major is not None and major[0] is not None:  # every agent in exactly one slot, the rest padding
+        slots, inverse, size = major
+        assert sorted(slots[slots < len(layout)].tolist()) == list(range(len(layout)))
+        assert torch.equal(slots[inverse], torch.arange(len(layout)))
+        for slot, agent in enumerate(slots.tolist()):  # slot k holds an agent of group k // size
+            assert agent == len(layout) or layout[agent] == slot // size
+    x = torch.randn(7, 3, len(layout), 5, dtype=torch.float64, requires_grad=True)
+    y = m(x)
+    grads = torch.autograd.grad(y.square().sum(), [x, *m.parameters()])
+    m._major = None  # the gather path
+    y_ref = m(x)
+    grads_ref = torch.autograd.grad(y_ref.square().sum(), [x, *m.parameters()])
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    for g, r in zip(grads, grads_ref):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_group_major_index_follows_set_layout():
+    m = _mlp((0, 1, 2, 3, 4, 5))
+    assert m._major is None  # identity: already group-major
+    m.set_layout((0, 0, 0, 1, 1, 1))
+    assert m._major == (None, None, 3)  # contiguous, equal sizes: a plain view
+    m.set_layout((0, 0, 0, 0, 0, 1))
+    assert m._major is None  # padding 1 group of 1 to 5 rows would cost more than the gather
+
+
 def _plan(layout, sources, weights, old):
     return RegroupPlan(tuple(layout), tuple(map(tuple, sources)), tuple(map(tuple, weights)),
                        ("keep",) * len(sources), tuple(old))
