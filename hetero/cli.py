@@ -131,6 +131,12 @@ def _check_quantify_args(args) -> None:
                  "units; 1 is already mostly random")
     check_number(args.threads, "--threads", ge=0)
     check_number(args.seed, "--seed", ge=0)
+    from marl_backends.envs.registry import parse_env_args
+
+    try:
+        parse_env_args(args.env_args)
+    except ValueError as e:
+        raise UsageError(f"--env-args: {e}") from None
 
 
 def _check_pool_memory(args) -> None:
@@ -138,7 +144,7 @@ def _check_pool_memory(args) -> None:
     from marl_backends import memory
     from marl_backends.trainers.preflight import probe
 
-    shapes, spec = probe(args.env, "", args.continuous, args.seed)
+    shapes, spec = probe(args.env, args.env_args, args.continuous, args.seed)
     memory.check(lambda s: memory.quantify_bytes(shapes, *pool_shape(max(s, 2 * MIN_STREAMS))), args.samples,
                  "--samples", f"a pool of {args.samples:,} transitions x {spec.n_agents} agents and its copies",
                  args.device)
@@ -209,7 +215,10 @@ def cmd_quantify(args) -> int:
             trainer = _load_checkpoint(ckpt)
             if trainer.cfg.env != args.env:
                 raise UsageError(f"checkpoint {ckpt} was trained on {trainer.cfg.env!r}, not --env {args.env!r}.")
-        env = make_env(args.env, num_envs=n_envs, device=args.device, seed=args.seed, continuous=args.continuous)
+        from marl_backends.envs.registry import parse_env_args
+
+        env = make_env(args.env, num_envs=n_envs, device=args.device, seed=args.seed, continuous=args.continuous,
+                       **parse_env_args(args.env_args))
         policy_fn = None
         if "policy" in kinds or want_snd:
             if trainer is not None:
@@ -221,8 +230,14 @@ def cmd_quantify(args) -> int:
                 print("note: --kind policy/snd without --checkpoint measures random-init (NPS) policies.")
         behaviour = _behaviour(args.behaviour, trainer, args.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"command": " ".join(sys.argv), "env": args.env, "kinds": kinds, "samples": args.samples,
-              "pool": {"envs": n_envs, "steps": steps}, "behaviour": args.behaviour, "noise": args.noise,
+    behaviour_used = args.behaviour
+    if args.behaviour == "heuristic" and getattr(env, "heuristic_is_random", False):
+        behaviour_used = "random"  # what filled the pool; "behaviour_requested" keeps the flag
+        print(f"note: {args.env} has no scripted policy: the pool is filled with uniformly random actions.")
+    config = {"command": " ".join(sys.argv), "env": args.env, "env_args": args.env_args, "kinds": kinds,
+              "samples": args.samples,
+              "pool": {"envs": n_envs, "steps": steps}, "behaviour": behaviour_used, "behaviour_requested": args.behaviour,
+              "noise": args.noise,
               "checkpoint": ckpt, "seed": args.seed, "device": args.device, "threads": args.threads,
               "quantify": asdict(cfg), "env_spec": asdict(env.spec), "versions": versions()}
     _write_json(run_dir / "config.json", config)
@@ -235,7 +250,8 @@ def cmd_quantify(args) -> int:
     truth = env.spec.groups
     from tqdm import tqdm
 
-    summary = {"env": args.env, "behaviour": args.behaviour, "pool_rows": pool.rows, "kinds": {}}
+    summary = {"env": args.env, "env_args": args.env_args, "behaviour": behaviour_used,
+               "behaviour_requested": args.behaviour, "pool_rows": pool.rows, "kinds": {}}
     matrices: dict[str, np.ndarray] = {}
     model_kinds = env.model.kinds if env.model is not None else frozenset()
     meta_based = set(META_PARTS) <= set(model_kinds)
@@ -486,6 +502,9 @@ def add_quantify_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--noise", type=float, default=0.3, help="exploration noise of the heuristic behaviour (0..10)")
     q.add_argument("--checkpoint", default=None, help="RUN_DIR of `hetero train`: its policies for --kind policy")
     q.add_argument("--continuous", action="store_true", help="continuous actions (PMS / spread)")
+    q.add_argument("--env-args", default="", metavar="K=V,...",
+                   help="extra scenario arguments, as `hetero train --env-args`, e.g. n_agents=4 for a VMAS "
+                        "built-in or num_adversaries=4,num_good_agents=2 for vmas_simple_tag")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
     q.add_argument("--threads", type=int, default=1,

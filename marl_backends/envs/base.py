@@ -114,7 +114,8 @@ class VecMultiAgentEnv(Protocol):
     - ``model``: a :class:`hetero.ModelAccess` for model-based kinds, or None (model-free).
     - ``heuristic_actions(obs, noise, generator)``: a goal-directed behaviour policy (random
       actions if there is none: under random behaviour model-free kinds may miss objective
-      differences, and the noise floor will say so).
+      differences, and the noise floor will say so); ``heuristic_is_random`` (optional, default
+      False) says that it is the random one.
     Then ``pool = collect_pool(env, steps)`` and ``hetero.quantify.quantify(pool, "meta")``.
     """
 

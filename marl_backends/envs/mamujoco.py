@@ -231,6 +231,8 @@ class MaMuJoCoEnv:
             u.np_random.bit_generator.state = st["rng"]
             env.agents = list(st["agents"])
 
+    heuristic_is_random = True  # no scripted policy: --behaviour heuristic draws random actions
+
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """MaMuJoCo ships no scripted policy: uniformly random actions in the bounds."""
         s = self.spec

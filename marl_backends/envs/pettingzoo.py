@@ -209,6 +209,8 @@ class PettingZooEnv:
     def model(self):  # noqa: ANN201
         return None
 
+    heuristic_is_random = True  # no scripted policy: --behaviour heuristic draws random actions
+
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """PettingZoo envs ship no scripted policy: uniformly random available actions."""
         return self.random_actions(obs, generator)

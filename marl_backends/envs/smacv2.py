@@ -268,6 +268,8 @@ class Smacv2Env:
         self.unit_types, self._avail = self._types_tensor(), res.obs.avail_actions
         return res
 
+    heuristic_is_random = True  # no scripted policy: --behaviour heuristic draws random actions
+
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """Uniformly random available actions (``noise`` is unused): SMACv2 has no goal-directed
         scripted policy without the game's internals, so model-free kinds see random behaviour."""

@@ -205,6 +205,11 @@ class VmasEnv:
         """Model access for our scenarios; None for VMAS built-ins (model-free fallback)."""
         return self._model
 
+    @property
+    def heuristic_is_random(self) -> bool:
+        """True when ``heuristic_actions`` has no scripted policy to run and draws random actions."""
+        return not self.ours and self._builtin_policy is None
+
     def heuristic_actions(self, obs: Observation, noise: float, generator: torch.Generator) -> Tensor:
         """Goal-directed actions toward each agent's own landmark (ours).
 

@@ -93,3 +93,30 @@ def test_reweight_is_on_by_default_and_can_be_turned_off(tmp_path):
     assert main([*args, "--no-reweight", "--out", str(tmp_path / "off")]) == 0
     on, off = (json.loads((tmp_path / d / "config.json").read_text())["quantify"]["reweight"] for d in ("on", "off"))
     assert on is True and off is False and QuantifyConfig().reweight is True
+
+
+def test_env_args_reach_the_env_and_are_recorded(tmp_path, capsys):
+    out = tmp_path / "tag"
+    args = ["quantify", "--env", "vmas_simple_tag", "--env-args", "num_adversaries=4,num_good_agents=2",
+            "--kind", "response", "--samples", "400", *FAST]
+    assert main([*args, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert json.loads((out / "config.json").read_text())["env_spec"]["n_agents"] == 6
+    assert summary["env_args"] == "num_adversaries=4,num_good_agents=2"
+    assert len(summary["kinds"]["response"]["groups"]) == 6
+    capsys.readouterr()
+    assert main(["quantify", "--env", "vmas_simple_tag", "--env-args", "num_adversaries", *FAST,
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --env-args") and "key=value" in err[0]
+
+
+def test_summary_records_the_behaviour_that_filled_the_pool(tmp_path, capsys):
+    """An env without a scripted policy fills the pool with random actions under --behaviour heuristic:
+    summary.json says random (and keeps what was asked for); an env with one says heuristic."""
+    for env, used in (("vmas_transport", "random"), ("spread_v4", "heuristic")):
+        out = tmp_path / env
+        assert main(["quantify", "--env", env, "--kind", "obs", "--samples", "400", *FAST, "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert (summary["behaviour"], summary["behaviour_requested"]) == (used, "heuristic"), env
+        assert ("no scripted policy" in capsys.readouterr().out) == (used == "random")
