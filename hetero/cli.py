@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import shutil
 import sys
@@ -346,23 +347,28 @@ def _group_lists(labels) -> str:
     return "  ".join("{" + ",".join(str(i) for i in np.flatnonzero(lab == g)) + "}" for g in range(lab.max() + 1))
 
 
-EXTRAS = {  # extra -> (env name prefix, "module:availability check", what to install)
+def _installed(*modules: str) -> Callable[[], bool]:
+    """An availability check: every module can be found (without importing it)."""
+    return lambda: all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+EXTRAS = {  # extra -> (env name prefix, "module:availability check" or a callable, what to install)
     "mamujoco": ("mamujoco_", "marl_backends.envs.mamujoco:mamujoco_available",
                  "pip install -c constraints.txt -e '.[mamujoco]'"),
     "smax": ("smax_", "marl_backends.envs.smax:smax_available", "pip install -c constraints.txt -e '.[smax]'"),
     "smacv2": ("smacv2_", "marl_backends.envs.smacv2:smacv2_available",
                "smacv2 from its git repository + StarCraft II (SC2PATH), see README"),
-    "tensorboard": ("", "importlib.util:find_spec", "pip install -c constraints.txt -e '.[tensorboard]'"),
+    "pettingzoo": ("pettingzoo:", _installed("pettingzoo", "mpe2"), "pip install -c constraints.txt -e '.[pettingzoo]'"),
+    "benchmarl": ("", _installed("benchmarl", "torchrl"), "pip install -c constraints.txt -e '.[benchmarl]'"),
+    "ray": ("", _installed("ray"), "pip install -c constraints.txt -e '.[ray]' (hetero sweep run --engine ray)"),
+    "tensorboard": ("", _installed("tensorboard"), "pip install -c constraints.txt -e '.[tensorboard]'"),
+    "wandb": ("", _installed("wandb"), "pip install -c constraints.txt -e '.[wandb]' (hetero train --wandb)"),
 }
 
 
 def extras_status() -> dict[str, bool]:
     """Which optional extras this installation can use."""
-    out = {}
-    for name, (_, check, _) in EXTRAS.items():
-        fn = _resolve(check)
-        out[name] = bool(fn("tensorboard") if name == "tensorboard" else fn())
-    return out
+    return {name: bool(_resolve(check)()) for name, (_, check, _) in EXTRAS.items()}
 
 
 def cmd_envs(args) -> int:

@@ -3,6 +3,8 @@ code (2: the command cannot start as given; 1: a run failed), and `--debug` adds
 from __future__ import annotations
 
 import importlib.util
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +101,13 @@ def test_missing_optional_extras_are_usage_errors(capsys, monkeypatch, tmp_path)
 def test_envs_says_which_extras_are_installed(capsys):
     assert main(["envs"]) == 0
     head = capsys.readouterr().out.splitlines()[0]
-    assert head.startswith("optional extras: ") and "mamujoco" in head and "smax" in head and "tensorboard" in head
+    assert head.startswith("optional extras: ")
+    from hetero.cli import EXTRAS
+
+    extras = {e.strip().rsplit(" ", 1)[0] for e in head[len("optional extras: "):].split(",")}
+    optional = set(tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+                   ["project"]["optional-dependencies"]) - {"dev"}
+    assert extras == set(EXTRAS) == optional  # every extra of pyproject.toml, no other
 
 
 def test_reused_run_name_and_quantify_out_are_refused(capsys, tmp_path):
