@@ -30,7 +30,7 @@ import torch
 from hetero.cvae import CVAEConfig
 from hetero.errors import RunInterrupted, UsageError, check_number, usage_errors
 from hetero.grouping import group, group_stats
-from hetero.kinds import ENV_KINDS, KINDS, META_CONDITIONS, META_PARTS
+from hetero.kinds import ENV_KINDS, KINDS, META_CONDITIONS, META_PARTS, obs_het_undefined
 from hetero.quantify import QuantifyConfig, quantify
 from hetero.runinfo import json_safe, versions
 
@@ -261,6 +261,14 @@ def cmd_quantify(args) -> int:
     n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
     bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=not bars, leave=False)
     for kind in kinds:
+        model_obs = env.model is not None and "obs" in env.model.kinds and cfg.mode != "model-free"
+        if kind == "obs" and not model_obs and (why := obs_het_undefined(pool)) is not None:
+            summary["kinds"]["obs"] = {"undefined": why}
+            bar.clear()
+            print(f"\nnote: {why}; Obs-Het skipped.")
+            if kinds == ["obs"]:
+                raise UsageError(f"{why}. Use another kind (e.g. --kind response,objective,meta).")
+            continue
         res = quantify(pool, kind, cfg, model=env.model, policy_fn=policy_fn if kind == "policy" else None,
                        progress=lambda k, e, l: (bar.set_postfix(kind=k, loss=f"{l:.3f}"), bar.update(1)))
         if not np.isfinite(res.matrix).all():
@@ -307,6 +315,7 @@ def cmd_quantify(args) -> int:
         summary["snd"] = res.to_dict()
         print(f"\nSND [{res.metric} on action distributions, {res.n_obs} observations] on {args.env}: {res.value:.4f}")
         print(format_matrix(res.matrix, [0] * len(res.matrix)))
+    kinds = [k for k in kinds if k in matrices]  # an undefined kind has no matrix
     if len(kinds) > 1 and not args.no_plots:  # one figure with every kind side by side
         from hetero.plotting import matrix_panels
 

@@ -102,6 +102,20 @@ def _env_part(pool: SamplePool, nxt: bool = False) -> Tensor:
     return e.unsqueeze(1).expand(pool.rows, pool.n_agents, e.shape[-1])
 
 
+def obs_het_undefined(pool: SamplePool) -> str | None:
+    """Why model-free Obs-Het means nothing on ``pool``, or None: when every agent's local state s_i
+    *is* its observation o_i (adapters with nothing finer, e.g. PettingZoo), Obs-Het's target o_i is
+    part of its condition, so every agent is the identity function of x and the matrix measures
+    only how the CVAE copies its input."""
+    s, o = pool.local_state, pool.obs
+    if s.shape != o.shape or not torch.equal(s.masked_fill(~pool.local_state_mask, 0.0),
+                                             o.masked_fill(~pool.obs_mask, 0.0)):
+        return None
+    return ("Obs-Het is undefined here: each agent's local state s_i is its observation o_i (the env exposes "
+            "nothing finer), so the target o_i is part of the condition and every agent is the same identity "
+            "function of it")
+
+
 def model_free_xy(kind: str, pool: SamplePool, reward_repeat: int = 8,
                   meta_condition: str = "env") -> tuple[Tensor, Tensor, Tensor]:
     """Per-agent ego-centric (x, y) for the model-free CVAE (Eq. 5; layouts in the module docstring).

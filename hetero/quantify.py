@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from hetero.cvae import CVAEConfig, fit_cvae, fit_cvaes
-from hetero.kinds import KINDS, META_CONDITIONS, META_PARTS, check_kind, model_free_xy
+from hetero.kinds import KINDS, META_CONDITIONS, META_PARTS, check_kind, model_free_xy, obs_het_undefined
 from hetero.overlap import fit_id_classifier, pair_weights
 from hetero.protocols import ModelAccess
 from hetero.samples import SamplePool
@@ -338,6 +338,8 @@ def quantify(
     if cfg.mode == "model-based" and not can_model:
         raise ValueError(f"mode 'model-based' for kind {kind!r} needs an env whose model evaluates it; use 'auto'.")
     based = can_model and cfg.mode != "model-free"
+    if kind == "obs" and not based and (why := obs_het_undefined(pool)) is not None:
+        raise ValueError(f"{why}; use another kind (response, objective, meta), or give the pool a local state.")
     if kind == "policy" and not based:
         raise ValueError("the policy kind is evaluated model-based only (pi_i on the same o); use mode 'auto'.")
 

@@ -146,3 +146,47 @@ def test_quantify_cli_on_an_mpe2_task_with_roles(tmp_path):
     assert summary["kinds"]["meta"]["mode"] == "model-free" and len(summary["kinds"]["meta"]["groups"]) == 4
     env = make_env("pettingzoo:mpe2.simple_tag_v3:parallel_env", num_envs=2)
     assert env.spec.groups == (0, 0, 0, 1) and env.spec.obs_dims == (16, 16, 16, 14)
+
+
+class ScoutAndWorker(TwoRoles):
+    """TwoRoles without worker_1 (nobody leaves)."""
+
+    def __init__(self, horizon: int = 4):
+        super().__init__(horizon)
+        self.possible_agents = ["scout_0", "worker_0"]
+
+
+def test_obs_het_is_undefined_where_the_local_state_is_the_observation(tmp_path, capsys):
+    """The adapter's local state s_i is the observation o_i (nothing finer): Obs-Het's target is
+    part of its condition. quantify refuses it with why; the CLI skips it under a kind list and
+    refuses it alone."""
+    from hetero.cli import main
+    from hetero.kinds import obs_het_undefined
+    from hetero.quantify import quantify
+    from marl_backends.envs import registry
+
+    env = PettingZooEnv(ScoutAndWorker, num_envs=4, name="scout_and_worker")
+    pool = collect_pool(env, steps=40, behaviour="random", seed=0, progress=False)
+    assert "undefined" in obs_het_undefined(pool)
+    with pytest.raises(ValueError, match="Obs-Het is undefined here: each agent's local state s_i is its observation"):
+        quantify(pool, "obs")
+    vmas = collect_pool(make_env("spread_v4", num_envs=4, seed=0), steps=10, seed=0, progress=False)
+    assert obs_het_undefined(vmas) is None  # a real local state: defined
+
+    registry.register("two_roles_test", lambda num_envs, device, seed, continuous, **kw:
+                      PettingZooEnv(ScoutAndWorker, num_envs=num_envs, device=device, seed=seed,
+                                                    name="scout_and_worker"),
+                      "test env")
+    try:
+        fast = ["--samples", "200", "--train-samples", "64", "--eval-samples", "32", "--epochs", "1", "--quiet",
+                "--no-plots", "--ignore-memory-check"]
+        out = tmp_path / "two"
+        assert main(["quantify", "--env", "two_roles_test", "--kind", "obs,response", *fast, "--out", str(out)]) == 0
+        kinds = json.loads((out / "summary.json").read_text())["kinds"]
+        assert "undefined" in kinds["obs"]["undefined"] and "groups" in kinds["response"]
+        assert "Obs-Het skipped" in capsys.readouterr().out
+        assert main(["quantify", "--env", "two_roles_test", "--kind", "obs", *fast, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: Obs-Het is undefined here")
+    finally:
+        registry.REGISTRY.pop("two_roles_test", None)
