@@ -227,24 +227,10 @@ class GroupedMLP(LayoutModule):
     def forward_group_major(self, x: Tensor) -> Tensor:
         """All N agents, group-major (see the module docstring): x [N, B, in] -> [N, B, out]."""
         slots, inverse, m = self._major
-        n, b, _ = x.shape
-        g = self.n_groups
+        b, g = x.shape[1], self.n_groups
         if slots is not None:  # pad with a zero row (index n) and put the agents group after group
             x = torch.cat([x, x.new_zeros(1, b, x.shape[-1])]).index_select(0, slots)
-        x = x.reshape(g, m * b, -1)
-
-        def affine(norm: GroupedLayerNorm, h: Tensor) -> Tensor:
-            return torch.addcmul(norm.bias.unsqueeze(1), F.layer_norm(h, (norm.dim,), eps=norm.eps), norm.weight.unsqueeze(1))
-
-        if self.input_norm is not None:
-            x = affine(self.input_norm, x)
-        for k, layer in enumerate(self.layers):
-            x = self.act(torch.baddbmm(layer.bias.unsqueeze(1), x, layer.weight))
-            if self.norms is not None:
-                x = affine(self.norms[k], x)
-        x = torch.baddbmm(self.head.bias.unsqueeze(1), x, self.head.weight)
-        if self.out_act is not None:
-            x = self.out_act(x)
+        x = self.forward_am(x.reshape(g, m * b, -1), None)  # row k of x is group k: the identity gather
         x = x.reshape(g * m, b, -1)
         return x if inverse is None else x.index_select(0, inverse)
 
