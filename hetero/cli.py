@@ -236,9 +236,8 @@ def cmd_quantify(args) -> int:
         behaviour_used = "random"  # what filled the pool; "behaviour_requested" keeps the flag
         print(f"note: {args.env} has no scripted policy: the pool is filled with uniformly random actions.")
     config = {"command": " ".join(sys.argv), "env": args.env, "env_args": args.env_args, "kinds": kinds,
-              "samples": args.samples,
-              "pool": {"envs": n_envs, "steps": steps}, "behaviour": behaviour_used, "behaviour_requested": args.behaviour,
-              "noise": args.noise,
+              "samples": args.samples, "pool": {"envs": n_envs, "steps": steps}, "behaviour": behaviour_used,
+              "behaviour_requested": args.behaviour, "noise": args.noise,
               "checkpoint": ckpt, "seed": args.seed, "device": args.device, "threads": args.threads,
               "quantify": asdict(cfg), "env_spec": asdict(env.spec), "versions": versions()}
     _write_json(run_dir / "config.json", config)
@@ -261,8 +260,7 @@ def cmd_quantify(args) -> int:
     n_fits = len(kinds) + (len(free) if cfg.split_half else 0)  # model-free kinds fit one CVAE per half
     bar = tqdm(total=n_fits * cfg.cvae.epochs, desc="training CVAEs", disable=not bars, leave=False)
     for kind in kinds:
-        model_obs = env.model is not None and "obs" in env.model.kinds and cfg.mode != "model-free"
-        if kind == "obs" and not model_obs and (why := obs_het_undefined(pool)) is not None:
+        if kind == "obs" and kind in free and (why := obs_het_undefined(pool)) is not None:
             summary["kinds"]["obs"] = {"undefined": why}
             bar.clear()
             print(f"\nnote: {why}; Obs-Het skipped.")

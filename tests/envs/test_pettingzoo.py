@@ -173,20 +173,18 @@ def test_obs_het_is_undefined_where_the_local_state_is_the_observation(tmp_path,
     vmas = collect_pool(make_env("spread_v4", num_envs=4, seed=0), steps=10, seed=0, progress=False)
     assert obs_het_undefined(vmas) is None  # a real local state: defined
 
-    registry.register("two_roles_test", lambda num_envs, device, seed, continuous, **kw:
-                      PettingZooEnv(ScoutAndWorker, num_envs=num_envs, device=device, seed=seed,
-                                                    name="scout_and_worker"),
-                      "test env")
+    registry.register("scout_and_worker_test", lambda num_envs, device, seed, continuous, **kw: PettingZooEnv(
+        ScoutAndWorker, num_envs=num_envs, device=device, seed=seed, name="scout_and_worker"), "test env")
     try:
         fast = ["--samples", "200", "--train-samples", "64", "--eval-samples", "32", "--epochs", "1", "--quiet",
                 "--no-plots", "--ignore-memory-check"]
         out = tmp_path / "two"
-        assert main(["quantify", "--env", "two_roles_test", "--kind", "obs,response", *fast, "--out", str(out)]) == 0
+        assert main(["quantify", "--env", "scout_and_worker_test", "--kind", "obs,response", *fast, "--out", str(out)]) == 0
         kinds = json.loads((out / "summary.json").read_text())["kinds"]
         assert "undefined" in kinds["obs"]["undefined"] and "groups" in kinds["response"]
         assert "Obs-Het skipped" in capsys.readouterr().out
-        assert main(["quantify", "--env", "two_roles_test", "--kind", "obs", *fast, "--out", str(tmp_path / "o")]) == 2
+        assert main(["quantify", "--env", "scout_and_worker_test", "--kind", "obs", *fast, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: Obs-Het is undefined here")
     finally:
-        registry.REGISTRY.pop("two_roles_test", None)
+        registry.REGISTRY.pop("scout_and_worker_test", None)
